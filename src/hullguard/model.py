@@ -82,16 +82,19 @@ class Finding(msgspec.Struct, omit_defaults=True, kw_only=True):
     details: dict[str, Any] = {}
 
 
-class OwnedFiles(msgspec.Struct, kw_only=True):
-    """Files a package manager says a package installed (dpkg info/*.list, rpm file lists)."""
+class PackageHint(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """Facts about a package that live in a file of their own (dpkg info/NAME.list,
+    usr/share/doc/NAME/copyright, apk/rpm file lists). The merge step joins them onto the package
+    with the same ecosystem and name (the binary package name for distro packages)."""
 
     ecosystem: str
     package: str
-    files: list[str]
+    files: list[str] = []
+    licenses: list[str] = []
 
 
 # What an analyzer may emit for one file.
-Fact = Package | OSInfo | Finding | OwnedFiles
+Fact = Package | OSInfo | Finding | PackageHint
 
 
 class FileFacts(msgspec.Struct, omit_defaults=True):
@@ -100,11 +103,11 @@ class FileFacts(msgspec.Struct, omit_defaults=True):
     packages: list[Package] = []
     os: list[OSInfo] = []
     findings: list[Finding] = []
-    owned: list[OwnedFiles] = []
+    hints: list[PackageHint] = []
 
     @classmethod
     def of(cls, facts: list[Fact]) -> FileFacts:
-        out = cls(packages=[], os=[], findings=[], owned=[])
+        out = cls(packages=[], os=[], findings=[], hints=[])
         for fact in facts:
             if isinstance(fact, Package):
                 out.packages.append(fact)
@@ -112,12 +115,12 @@ class FileFacts(msgspec.Struct, omit_defaults=True):
                 out.os.append(fact)
             elif isinstance(fact, Finding):
                 out.findings.append(fact)
-            elif isinstance(fact, OwnedFiles):
-                out.owned.append(fact)
+            elif isinstance(fact, PackageHint):
+                out.hints.append(fact)
         return out
 
     def __bool__(self) -> bool:
-        return bool(self.packages or self.os or self.findings or self.owned)
+        return bool(self.packages or self.os or self.findings or self.hints)
 
 
 class Layer(msgspec.Struct, omit_defaults=True, kw_only=True):
