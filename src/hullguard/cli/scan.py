@@ -1,0 +1,171 @@
+"""`hullguard image`, `hullguard fs` and `hullguard sbom`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from hullguard.cli.output import FORMATS, check_output_path, render, write
+from hullguard.model import HullguardError
+
+SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = t[-1] if t and t[-1] in SIZE_UNITS else ""
+    try:
+        value = float(t[: len(t) - len(unit)] if unit else t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 32G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return int(value * SIZE_UNITS[unit])
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--format", choices=FORMATS, default=os.environ.get("HULLGUARD_FORMAT", "table"),
+                   help="output format (default: table)")
+    p.add_argument("-o", "--output", help="write the result to this file instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def _scan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default=os.environ.get("HULLGUARD_CACHE_DIR", ""),
+                   help="layer cache directory (default: $XDG_CACHE_HOME/hullguard)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the layer cache")
+    p.add_argument("--max-uncompressed", type=parse_size, default=parse_size("32G"),
+                   help="stop when the image expands beyond this many bytes (default: 32G)")
+    p.add_argument("--max-entries", type=int, default=10_000_000,
+                   help="stop when the image holds more tar entries than this (default: 10000000)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    image = sub.add_parser(
+        "image", help="scan a container image",
+        description="Scan a container image. TARGET is docker-archive:PATH[:TAG], oci-dir:PATH[:REF], "
+        "oci-archive:PATH[:REF], a registry reference (host:port/repo:tag or ...@sha256:...), "
+        "or a bare path (detected).")
+    image.add_argument("target", metavar="TARGET")
+    _output_options(image)
+    _scan_options(image)
+    image.add_argument("--platform", default=os.environ.get("HULLGUARD_PLATFORM", ""),
+                       help="os/arch[/variant] to pick from a multi-platform image (default: this host's)")
+    image.add_argument("--insecure", action="store_true", help="allow plain-HTTP and unverified-TLS registries")
+    image.add_argument("--username", default=os.environ.get("HULLGUARD_USERNAME", ""), help="registry user name")
+    image.add_argument("--password", default=os.environ.get("HULLGUARD_PASSWORD", ""),
+                       help="registry password or token (prefer HULLGUARD_PASSWORD)")
+    image.add_argument("--timeout", type=float, default=30.0, help="registry timeout in seconds (default: 30)")
+    image.set_defaults(func=_image)
+
+    fs = sub.add_parser("fs", help="scan a root filesystem or project directory",
+                        description="Scan a directory: an unpacked root filesystem or a project checkout.")
+    fs.add_argument("path", metavar="PATH")
+    _output_options(fs)
+    fs.set_defaults(func=_fs)
+
+    sbom = sub.add_parser("sbom", help="read a CycloneDX or SPDX JSON SBOM as the input",
+                          description="Read a CycloneDX (1.2-1.6) or SPDX (2.2/2.3) JSON SBOM, ours or "
+                          "another tool's, and report on its packages.")
+    sbom.add_argument("file", metavar="FILE", help="SBOM file, or - for stdin")
+    _output_options(sbom)
+    sbom.set_defaults(func=_sbom)
+
+
+class _Progress:
+    """A rich progress bar on stderr; nothing at all when quiet or not a terminal."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = None
+        if quiet or not sys.stderr.isatty():
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.task = None
+
+    def __enter__(self) -> Callable[[str, int, int], None] | None:
+        if self.bar is None:
+            return None
+        self.bar.start()
+
+        def update(desc: str, done: int, total: int) -> None:
+            if self.task is None:
+                self.task = self.bar.add_task(desc, total=total or None)
+            self.bar.update(self.task, description=desc, completed=done, total=total or None)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _options(args: argparse.Namespace):
+    from hullguard.image.source import Platform
+    from hullguard.scan import ScanOptions
+
+    return ScanOptions(
+        cache_dir=getattr(args, "cache_dir", ""),
+        use_cache=not getattr(args, "no_cache", False),
+        platform=Platform.parse(args.platform) if getattr(args, "platform", "") else None,
+        insecure=getattr(args, "insecure", False),
+        username=getattr(args, "username", ""),
+        password=getattr(args, "password", ""),
+        timeout=getattr(args, "timeout", 30.0),
+        max_uncompressed=getattr(args, "max_uncompressed", 32 * 1024**3),
+        max_entries=getattr(args, "max_entries", 10_000_000),
+    )
+
+
+def _emit(result, args: argparse.Namespace) -> int:
+    write(render(result, args.format), args.output)
+    if result.warnings and not args.quiet:
+        shown = result.warnings[:5]
+        for w in shown:
+            print(f"hullguard: warning: {w}", file=sys.stderr)
+        if len(result.warnings) > len(shown):
+            print(f"hullguard: {len(result.warnings) - len(shown)} more warnings (see --format json)",
+                  file=sys.stderr)
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    from hullguard.scan import scan_image
+
+    check_output_path(args.output)
+    opts = _options(args)
+    with _Progress(args.quiet) as progress:
+        opts.progress = progress
+        result = scan_image(args.target, opts)
+    return _emit(result, args)
+
+
+def _fs(args: argparse.Namespace) -> int:
+    from hullguard.scan import scan_fs
+
+    check_output_path(args.output)
+    if not os.path.isdir(args.path):
+        raise HullguardError(f"{args.path} is not a directory")
+    result = scan_fs(args.path, _options(args))
+    return _emit(result, args)
+
+
+def _sbom(args: argparse.Namespace) -> int:
+    from hullguard.inventory.sbom_in import read_sbom
+
+    check_output_path(args.output)
+    if args.file == "-":
+        data = sys.stdin.buffer.read(512 * 1024 * 1024 + 1)
+    else:
+        try:
+            with open(args.file, "rb") as f:
+                data = f.read(512 * 1024 * 1024 + 1)
+        except OSError as exc:
+            raise HullguardError(f"cannot read {args.file}: {exc.strerror}") from None
+    result = read_sbom(data, args.file)
+    return _emit(result, args)

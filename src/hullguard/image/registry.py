@@ -1,0 +1,411 @@
+"""Pull images over the OCI Distribution API: anonymous, bearer-token and basic auth."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from hullguard.image.source import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    ImageSource,
+    Platform,
+    SourceError,
+    artifact_from_config,
+    check_config_descriptor,
+    check_digest,
+    layers_from,
+    parse_json,
+    resolve_manifest,
+    verified,
+    verify_bytes,
+)
+from hullguard.model import Layer
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
+MAX_MANIFEST = 4 * 1024 * 1024
+
+_HOST = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?$"
+    r"|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$"
+)
+_PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    registry: str  # host[:port] as the user wrote it (docker.io for Docker Hub)
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def reference(self) -> str:
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        out = f"{self.registry}/{self.repository}"
+        if self.tag:
+            out += f":{self.tag}"
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        """Parse a reference with the docker grammar: [host[:port]/]path[:tag][@digest]."""
+        ref = text.strip()
+        digest = ""
+        if "@" in ref:
+            ref, digest = ref.split("@", 1)
+            check_digest(digest, f"reference {text!r}")
+        first, sep, rest = ref.partition("/")
+        if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+            registry, path = first, rest
+        else:
+            registry, path = DOCKER_HUB, ref
+        tag = ""
+        slash = path.rfind("/")
+        colon = path.rfind(":")
+        if colon > slash:
+            path, tag = path[:colon], path[colon + 1 :]
+            if not _TAG.match(tag):
+                raise SourceError(f"invalid tag {tag!r} in {text!r}")
+        if registry == DOCKER_HUB and "/" not in path:
+            path = f"library/{path}"
+        if not _HOST.match(registry) or not _PATH.match(path):
+            raise SourceError(f"invalid image reference {text!r}")
+        if not tag and not digest:
+            tag = "latest"
+        return cls(registry, path, tag, digest)
+
+
+def looks_like_reference(text: str) -> bool:
+    try:
+        Reference.parse(text)
+        return True
+    except SourceError:
+        return False
+
+
+@dataclass
+class Credentials:
+    username: str = ""
+    password: str = ""
+    token: str = ""  # an identity/refresh token, or a registry token to use as-is
+
+
+def _docker_config() -> dict[str, Any]:
+    root = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    path = os.path.join(root, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 20))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _helper(helper: str, host: str) -> Credentials | None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", helper):
+        return None
+    try:
+        out = subprocess.run([f"docker-credential-{helper}", "get"], input=host.encode(), capture_output=True,
+                             timeout=20, check=True).stdout
+        data = json.loads(out)
+        return Credentials(username=str(data.get("Username", "")), password=str(data.get("Secret", "")))
+    except (OSError, subprocess.SubprocessError, ValueError, AttributeError):
+        return None
+
+
+def credentials_for(registry: str) -> Credentials | None:
+    """Credentials from ~/.docker/config.json (auths, credHelpers, credsStore), as docker finds them."""
+    config = _docker_config()
+    keys = {registry, f"https://{registry}", f"http://{registry}", f"https://{registry}/v1/", f"https://{registry}/v2/"}
+    if registry == DOCKER_HUB:
+        keys |= {"https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io"}
+    helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
+    for key in keys:
+        if key in helpers:
+            return _helper(str(helpers[key]), key)
+    auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+    for key in keys:
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("identitytoken"):
+            return Credentials(username=str(entry.get("username", "<token>")), token=str(entry["identitytoken"]))
+        if entry.get("auth"):
+            try:
+                user, _, pw = base64.b64decode(str(entry["auth"])).decode().partition(":")
+                return Credentials(user, pw)
+            except ValueError:
+                continue
+        if entry.get("username"):
+            return Credentials(str(entry["username"]), str(entry.get("password", "")))
+    if isinstance(config.get("credsStore"), str):
+        return _helper(config["credsStore"], registry)
+    return None
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+    params.update({k.lower(): v for k, v in re.findall(r'(\w+)=([^",\s]+)', rest) if k.lower() not in params})
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    def __init__(self, ref: Reference, *, insecure: bool = False, credentials: Credentials | None = None,
+                 timeout: float = 30.0) -> None:
+        import httpx
+
+        self.httpx = httpx
+        self.ref = ref
+        self.credentials = credentials or credentials_for(ref.registry)
+        host = ref.api_host.split(":")[0].strip("[]")
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        self.schemes = ["http", "https"] if insecure else (["https", "http"] if loopback else ["https"])
+        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                                   verify=not (insecure or loopback), follow_redirects=True,
+                                   headers={"User-Agent": "hullguard"})
+        self.base = ""
+        self.auth_header = ""
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _url(self, scheme: str, path: str) -> str:
+        return f"{scheme}://{self.ref.api_host}/v2/{self.ref.repository}/{path}"
+
+    def _send(self, path: str, headers: dict[str, str], stream: bool = False) -> Any:
+        httpx = self.httpx
+        schemes = [self.base] if self.base else self.schemes
+        last_error: Exception | None = None
+        for scheme in schemes:
+            hdrs = dict(headers)
+            if self.auth_header:
+                hdrs["Authorization"] = self.auth_header
+            try:
+                request = self.client.build_request("GET", self._url(scheme, path), headers=hdrs)
+                response = self.client.send(request, stream=stream)
+            except httpx.TimeoutException:
+                raise SourceError(f"registry {self.ref.registry} did not answer in time") from None
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                last_error = exc
+                continue
+            if response.status_code == 400 and scheme == "http" and len(schemes) > 1:
+                response.close()  # plain HTTP spoken to a TLS port
+                continue
+            self.base = scheme
+            return response
+        raise SourceError(f"cannot connect to registry {self.ref.registry}: {_short(last_error)}")
+
+    def get(self, path: str, headers: dict[str, str] | None = None, stream: bool = False) -> Any:
+        headers = headers or {}
+        response = self._send(path, headers, stream)
+        if response.status_code == 401 and not self.auth_header:
+            challenge = response.headers.get("www-authenticate", "")
+            response.close()
+            self._authenticate(challenge)
+            response = self._send(path, headers, stream)
+        if response.status_code >= 400:
+            status = response.status_code
+            body = b"" if stream else response.content[:300]
+            response.close()
+            raise SourceError(self._explain(status, path, body))
+        return response
+
+    def _explain(self, status: int, path: str, body: bytes) -> str:
+        what = f"{self.ref.registry}/{self.ref.repository}"
+        detail = ""
+        try:
+            errors = json.loads(body).get("errors") or []
+            if errors and isinstance(errors[0], dict):
+                detail = f" ({errors[0].get('code', '')}: {errors[0].get('message', '')})"
+        except (ValueError, AttributeError):
+            pass
+        if status == 401:
+            return f"registry {self.ref.registry}: authentication failed for {what}{detail}"
+        if status == 403:
+            return f"registry {self.ref.registry}: access to {what} denied{detail}"
+        if status == 404:
+            kind = path.split("/")[0][:-1]
+            return f"registry {self.ref.registry}: {kind} not found: {what} {path.split('/')[-1]}{detail}"
+        if status == 429:
+            return f"registry {self.ref.registry}: rate limited (429); try again later or log in"
+        return f"registry {self.ref.registry} answered HTTP {status} for {path}{detail}"
+
+    def _authenticate(self, challenge: str) -> None:
+        scheme, params = _parse_challenge(challenge)
+        creds = self.credentials
+        if scheme == "basic":
+            if not creds or not (creds.username or creds.password):
+                raise SourceError(f"registry {self.ref.registry} requires a login (use --username/--password "
+                                  "or docker login)")
+            raw = f"{creds.username}:{creds.password}".encode()
+            self.auth_header = "Basic " + base64.b64encode(raw).decode()
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise SourceError(f"registry {self.ref.registry} asks for unsupported authentication {challenge[:80]!r}")
+        query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:pull"}
+        if params.get("service"):
+            query["service"] = params["service"]
+        auth = None
+        if creds and creds.token and not creds.password:
+            # An identity token is a refresh token for the OAuth2 flow of the token spec.
+            try:
+                response = self.client.post(params["realm"], data={
+                    "grant_type": "refresh_token", "refresh_token": creds.token,
+                    "service": query.get("service", ""), "scope": query["scope"], "client_id": "hullguard"})
+            except self.httpx.HTTPError as exc:
+                raise SourceError(f"token service {params['realm']} failed: {_short(exc)}") from None
+        else:
+            if creds and (creds.username or creds.password):
+                auth = (creds.username, creds.password)
+            try:
+                response = self.client.get(params["realm"], params=query, auth=auth)
+            except self.httpx.TimeoutException:
+                raise SourceError(f"token service {params['realm']} did not answer in time") from None
+            except self.httpx.HTTPError as exc:
+                raise SourceError(f"token service {params['realm']} failed: {_short(exc)}") from None
+        if response.status_code in (401, 403):
+            raise SourceError(f"registry {self.ref.registry}: login refused by the token service "
+                              f"({response.status_code})")
+        if response.status_code >= 400:
+            raise SourceError(f"token service {params['realm']} answered HTTP {response.status_code}")
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise SourceError(f"token service {params['realm']} returned no token")
+        self.auth_header = f"Bearer {token}"
+
+    def manifest(self, reference: str) -> tuple[bytes, str, str]:
+        response = self.get(f"manifests/{reference}", {"Accept": ACCEPT}, stream=True)
+        try:
+            data = _read_bounded(response, MAX_MANIFEST, f"manifest {reference}")
+        finally:
+            response.close()
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        import hashlib
+
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if reference.startswith("sha"):
+            verify_bytes(data, reference, f"manifest {reference}")
+            digest = reference
+        return data, media_type, digest
+
+    def blob_bytes(self, digest: str, limit: int, what: str) -> bytes:
+        response = self.get(f"blobs/{digest}", stream=True)
+        try:
+            data = _read_bounded(response, limit, what)
+        finally:
+            response.close()
+        return verify_bytes(data, digest, what)
+
+    def blob_stream(self, digest: str) -> BinaryIO:
+        response = self.get(f"blobs/{digest}", stream=True)
+        return _ResponseStream(response, self.httpx, self.ref.registry)  # type: ignore[return-value]
+
+
+def _read_bounded(response: Any, limit: int, what: str) -> bytes:
+    buf = bytearray()
+    for chunk in response.iter_raw():
+        buf += chunk
+        if len(buf) > limit:
+            raise SourceError(f"{what} is larger than {limit} bytes")
+    return bytes(buf)
+
+
+def _short(exc: Exception | None) -> str:
+    text = str(exc) if exc else "unknown error"
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+class _ResponseStream(io.RawIOBase):
+    def __init__(self, response: Any, httpx: Any, registry: str) -> None:
+        self._response = response
+        self._iter = response.iter_raw(1 << 20)
+        self._buf = b""
+        self._httpx = httpx
+        self._registry = registry
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if not self._buf:
+            try:
+                self._buf = next(self._iter, b"")
+            except self._httpx.TimeoutException:
+                raise SourceError(f"registry {self._registry} stopped sending data (timeout)") from None
+            except self._httpx.HTTPError as exc:
+                raise SourceError(f"download from {self._registry} failed: {_short(exc)}") from None
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        self._response.close()
+        super().close()
+
+
+class RegistrySource(ImageSource):
+    def __init__(self, text: str, *, platform: Platform | None = None, insecure: bool = False,
+                 credentials: Credentials | None = None, timeout: float = 30.0) -> None:
+        self.ref = Reference.parse(text)
+        self.client = RegistryClient(self.ref, insecure=insecure, credentials=credentials, timeout=timeout)
+        try:
+            self._load(text, platform)
+        except BaseException:
+            self.client.close()
+            raise
+
+    def _load(self, text: str, platform: Platform | None) -> None:
+        data, media_type, digest = self.client.manifest(self.ref.reference)
+
+        def fetch(desc: dict[str, Any]) -> tuple[bytes, str]:
+            d, mt, _ = self.client.manifest(desc["digest"])
+            return d, mt
+
+        manifest, digest = resolve_manifest(data, media_type, fetch, platform, f"manifest of {self.ref}", digest)
+        cfg = check_config_descriptor(manifest, f"manifest {digest}")
+        config = parse_json(self.client.blob_bytes(cfg["digest"], 16 << 20, "image config"), "image config")
+        if not isinstance(config, dict):
+            raise SourceError("image config is not a JSON object")
+        repo = f"{self.ref.registry}/{self.ref.repository}"
+        self.artifact = artifact_from_config(
+            text, "registry", config, manifest_digest=digest, config_digest=cfg["digest"],
+            repo_tags=[f"{repo}:{self.ref.tag}"] if self.ref.tag else [],
+            repo_digests=[f"{repo}@{digest}"] if digest else [],
+        )
+        self.layers = layers_from(manifest, config, f"manifest {digest}")
+
+    def blobs(self, layers: list[Layer]) -> Iterator[tuple[Layer, BinaryIO]]:
+        for layer in layers:
+            stream = self.client.blob_stream(layer.digest)
+            try:
+                yield layer, verified(stream, layer, f"layer {layer.digest}")  # type: ignore[arg-type]
+            finally:
+                stream.close()
+
+    def close(self) -> None:
+        self.client.close()

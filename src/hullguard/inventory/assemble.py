@@ -1,0 +1,131 @@
+"""Turn the squashed per-path facts of an image into its inventory: packages with locations and
+the layer that introduced them, distro purls, licences and file lists joined from hint files,
+dependency ids, and which language packages an OS package manager installed."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from hullguard import purl as purls
+from hullguard.image.layers import Squashed
+from hullguard.model import Finding, Layer, Location, OSInfo, Package
+
+OS_ECOSYSTEMS = {"deb", "apk", "rpm"}
+
+
+def _norm(ecosystem: str, name: str) -> str:
+    if ecosystem == "pypi":
+        return re.sub(r"[-_.]+", "-", name).lower()
+    return name.lower() if ecosystem in ("deb", "apk", "npm", "composer") else name
+
+
+def pick_os(squashed: Squashed) -> OSInfo | None:
+    candidates = [(path, info) for path, facts in squashed.files.items() for info in facts.os]
+    if not candidates:
+        return None
+    try:
+        from hullguard.inventory.os_release import pick_os as choose
+    except ImportError:  # pragma: no cover
+        return candidates[0][1]
+    return choose(candidates)
+
+
+def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) -> tuple[list[Package], list[Finding]]:
+    hints_files: dict[tuple[str, str], list[str]] = defaultdict(list)
+    hints_licenses: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for facts in squashed.files.values():
+        for hint in facts.hints:
+            key = (hint.ecosystem, hint.package)
+            hints_files[key].extend(hint.files)
+            for lic in hint.licenses:
+                if lic not in hints_licenses[key]:
+                    hints_licenses[key].append(lic)
+
+    def digest_of(index: int) -> str:
+        return layers[index].digest if 0 <= index < len(layers) else ""
+
+    packages: list[Package] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for path in sorted(squashed.files):
+        facts = squashed.files[path]
+        origin = squashed.origin.get(path, {})
+        default_layer = squashed.layer_of.get(path, -1)
+        for pkg in facts.packages:
+            key = (pkg.ecosystem, pkg.name, pkg.version, path)
+            if key in seen:
+                continue
+            seen.add(key)
+            layer_index = origin.get((pkg.ecosystem, pkg.name, pkg.version), default_layer)
+            out = Package(**{f: getattr(pkg, f) for f in pkg.__struct_fields__})
+            out.metadata = dict(pkg.metadata)
+            out.locations = [Location(path=path, layer=digest_of(layer_index)), *pkg.locations]
+            hint_key = (pkg.ecosystem, pkg.name)
+            if not out.licenses and hints_licenses.get(hint_key):
+                out.licenses = list(hints_licenses[hint_key])
+            if hints_files.get(hint_key):
+                out.metadata["files"] = sorted(set(hints_files[hint_key]))
+            if not out.purl:
+                out.purl = _purl(out, os_info)
+            packages.append(out)
+
+    _mark_os_owned(packages)
+    _link_dependencies(packages)
+    findings = []
+    for index, path, finding in squashed.findings:
+        loc = finding.location or Location(path=path)
+        findings.append(Finding(**{f: getattr(finding, f) for f in finding.__struct_fields__}))
+        findings[-1].location = Location(path=loc.path or path, layer=digest_of(index), line=loc.line)
+        if path in squashed.deleted:
+            findings[-1].details = {**finding.details, "deleted_in_later_layer": True}
+    return packages, findings
+
+
+def _purl(pkg: Package, os_info: OSInfo | None) -> str:
+    if pkg.ecosystem in OS_ECOSYSTEMS:
+        try:
+            from hullguard.inventory.ospurl import os_package_purl
+        except ImportError:  # pragma: no cover
+            return ""
+        return os_package_purl(pkg, os_info)
+    ptype = {"golang": "golang", "cargo": "cargo", "gem": "gem", "nuget": "nuget", "composer": "composer",
+             "maven": "maven", "npm": "npm", "pypi": "pypi"}.get(pkg.ecosystem, pkg.ecosystem)
+    return purls.build(ptype, pkg.name, pkg.version)
+
+
+def _mark_os_owned(packages: list[Package]) -> None:
+    """Language packages that a distro package installed (python3-yaml ships PyYAML's dist-info)
+    are kept in the inventory but marked, so matching can use the distro's advisories for them."""
+    owner: dict[str, str] = {}
+    for pkg in packages:
+        if pkg.ecosystem in OS_ECOSYSTEMS:
+            for f in pkg.metadata.get("files", ()):
+                owner[f.lstrip("/")] = pkg.name
+    if not owner:
+        return
+    for pkg in packages:
+        if pkg.ecosystem in OS_ECOSYSTEMS or not pkg.locations:
+            continue
+        by = owner.get(pkg.locations[0].path)
+        if by:
+            pkg.metadata["os_owned_by"] = by
+
+
+def _link_dependencies(packages: list[Package]) -> None:
+    index: dict[tuple[str, str], str] = {}
+    for pkg in packages:
+        index.setdefault((pkg.ecosystem, _norm(pkg.ecosystem, pkg.name)), pkg.id)
+    for pkg in packages:
+        names = pkg.metadata.get("requires") or pkg.metadata.get("depends") or []
+        deps = []
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            dep = index.get((pkg.ecosystem, _norm(pkg.ecosystem, name)))
+            if dep and dep != pkg.id and dep not in deps:
+                deps.append(dep)
+        if deps:
+            pkg.dependencies = deps
+
+
+__all__ = ["assemble", "pick_os"]

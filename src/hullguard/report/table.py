@@ -1,0 +1,72 @@
+"""The human summary: what the image is, where its packages came from, and what was found."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hullguard.model import ScanResult
+
+
+def _short(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else ""
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = min(max(widths[i], len(cell)), 60)
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            text = cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "…"
+            out.append(text.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def render(result: ScanResult) -> bytes:
+    a = result.artifact
+    out = [f"{a.name} ({a.type})"]
+    if a.manifest_digest:
+        out.append(f"  manifest digest: {a.manifest_digest}")
+    if a.config_digest:
+        out.append(f"  image id:        {a.config_digest}")
+    if a.os or a.architecture:
+        out.append(f"  platform:        {'/'.join(p for p in (a.os, a.architecture, a.variant) if p)}")
+    if result.os:
+        o = result.os
+        codename = f" {o.codename}" if o.codename else ""
+        distroless = " distroless" if o.distroless else ""
+        out.append(f"  OS:              {o.name or o.family} ({o.family} {o.release}{codename}){distroless}")
+    counts = Counter(p.ecosystem for p in result.packages)
+    out.append(f"  packages:        {len(result.packages)}"
+               + (f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else ""))
+    layer_index = {layer.digest: i for i, layer in enumerate(result.layers)}
+    if result.layers:
+        per_layer = Counter(p.locations[0].layer for p in result.packages if p.locations)
+        out.append("")
+        out.append("Layers")
+        rows = [[str(i + 1), _short(layer.digest), str(per_layer.get(layer.digest, 0)),
+                 " ".join(layer.created_by.split()) or "-"] for i, layer in enumerate(result.layers)]
+        out.extend(_table(rows, ["#", "DIGEST", "PACKAGES", "CREATED BY"]))
+    if result.packages:
+        out.append("")
+        out.append("Packages")
+        rows = []
+        for p in sorted(result.packages, key=lambda p: (p.ecosystem, p.name.lower(), p.version)):
+            loc = p.locations[0] if p.locations else None
+            layer = str(layer_index[loc.layer] + 1) if loc and loc.layer in layer_index else "-"
+            rows.append([p.name, p.version, p.ecosystem, layer, "/" + loc.path if loc else ""])
+        out.extend(_table(rows, ["NAME", "VERSION", "TYPE", "LAYER", "PATH"]))
+    if result.findings:
+        out.append("")
+        out.append("Findings")
+        rows = [[f.severity.name, f.rule_id, f.kind, f.target, f.title] for f in result.findings]
+        out.extend(_table(rows, ["SEVERITY", "ID", "KIND", "TARGET", "TITLE"]))
+    if result.warnings:
+        out.append("")
+        out.append(f"{len(result.warnings)} warning(s); see --format json for all of them.")
+    return ("\n".join(out) + "\n").encode()
