@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.ruby import RubyAnalyzer
-from hullguard.model import Package
+from hullguard.model import FileFacts, Package
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ruby"
 GEMS = "usr/local/lib/ruby/gems/3.2.0/specifications"
@@ -274,3 +277,30 @@ def test_gemfile_lock_many_gems() -> None:
     pkgs = run("Gemfile.lock", "\n".join(lines).encode())
     assert len(pkgs) == 30000
     assert pkgs[-1].metadata["requires"] == ["gem30000"]
+
+
+SEEDS = [(f"{GEMS}/{f.name}", f.read_bytes()) for f in sorted(FIXTURES.glob("*.gemspec"))] + [
+    ("a/Gemfile.lock", (FIXTURES / "Gemfile.lock").read_bytes())
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
+    path, seed = data.draw(st.sampled_from(SEEDS))
+    cut = data.draw(st.integers(0, len(seed)))
+    junk = data.draw(st.binary(max_size=64))
+    blob = seed[:cut] + junk + seed[cut + data.draw(st.integers(0, 64)) :]
+    try:
+        facts = list(RubyAnalyzer().analyze(FileInfo(path), blob))
+    except AnalyzerError:
+        return
+    # Whatever comes out must survive the layer cache's encoders.
+    msgspec.msgpack.encode(FileFacts.of(facts))
+    msgspec.json.encode(FileFacts.of(facts))
+
+
+def test_stub_header_alone_is_enough() -> None:
+    pkgs = gemspec("# stub: lonely 0.1.0 ruby lib\n")
+    assert [(p.name, p.version, p.purl) for p in pkgs] == [("lonely", "0.1.0", "pkg:gem/lonely@0.1.0")]
+    assert pkgs[0].metadata == {}

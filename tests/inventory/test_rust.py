@@ -4,11 +4,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.rust import CargoLockAnalyzer
-from hullguard.model import Package
+from hullguard.model import FileFacts, Package
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rust"
 
@@ -124,9 +127,7 @@ def test_exact_duplicates_are_reported_once() -> None:
 
 def test_many_packages() -> None:
     entry = '[[package]]\nname = "crate{0}"\nversion = "1.{0}.0"\nsource = "{1}"\n\n'
-    data = "".join(
-        entry.format(i, "registry+https://github.com/rust-lang/crates.io-index") for i in range(20000)
-    )
+    data = "".join(entry.format(i, "registry+https://github.com/rust-lang/crates.io-index") for i in range(20000))
     pkgs = run(data.encode())
     assert len(pkgs) == 20000
     assert pkgs[-1].purl == "pkg:cargo/crate19999@1.19999.0"
@@ -151,3 +152,22 @@ def test_real_lock_from_cargo(tmp_path: Path) -> None:
     assert set(pkgs) == {("app", "0.2.1"), ("util", "0.2.1")}
     assert pkgs["app", "0.2.1"].metadata == {"local": True, "requires": ["util"]}
     assert pkgs["util", "0.2.1"].metadata == {"local": True}
+
+
+SEEDS = [("a/Cargo.lock", (FIXTURES / n).read_bytes()) for n in ("v1.Cargo.lock", "v3.Cargo.lock")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
+    path, seed = data.draw(st.sampled_from(SEEDS))
+    cut = data.draw(st.integers(0, len(seed)))
+    junk = data.draw(st.binary(max_size=64))
+    blob = seed[:cut] + junk + seed[cut + data.draw(st.integers(0, 64)) :]
+    try:
+        facts = list(CargoLockAnalyzer().analyze(FileInfo(path), blob))
+    except AnalyzerError:
+        return
+    # Whatever comes out must survive the layer cache's encoders.
+    msgspec.msgpack.encode(FileFacts.of(facts))
+    msgspec.json.encode(FileFacts.of(facts))

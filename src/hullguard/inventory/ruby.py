@@ -304,7 +304,7 @@ class RubyAnalyzer(Analyzer):
         authors = _as_list(attrs.get("authors"))
         if authors:
             metadata["authors"] = authors
-        if attrs["requires"]:
+        if attrs.get("requires"):
             metadata["requires"] = attrs["requires"]
         return [
             Package(
