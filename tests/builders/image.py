@@ -189,8 +189,7 @@ class ImageSpec:
             "architecture": self.architecture,
             "os": self.os,
             "created": EPOCH_ISO,
-            "config": self.config
-            or {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+            "config": self.config or {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
             "rootfs": {"type": "layers", "diff_ids": list(diff_ids or [ly.diff_id for ly in self.layers])},
             "history": [h.as_json() for h in hist],
         }
@@ -262,8 +261,7 @@ def write_image_blobs(store: BlobStore, spec: ImageSpec) -> WrittenImage:
         "mediaType": spec.manifest_media_type,
         "config": {"mediaType": spec.config_media_type, "digest": config_digest, "size": len(config)},
         "layers": [
-            {"mediaType": m, "digest": ly.digest, "size": ly.size}
-            for m, ly in zip(media, spec.layers, strict=True)
+            {"mediaType": m, "digest": ly.digest, "size": ly.size} for m, ly in zip(media, spec.layers, strict=True)
         ],
     }
     if spec.annotations:
@@ -298,17 +296,13 @@ def write_oci_layout(out_dir: Path, specs: Sequence[ImageSpec], ref: str = "late
             {
                 "schemaVersion": 2,
                 "mediaType": OCI_INDEX,
-                "manifests": [
-                    _descriptor(w.media_type, w.manifest, platform=w.spec.platform()) for w in written
-                ],
+                "manifests": [_descriptor(w.media_type, w.manifest, platform=w.spec.platform()) for w in written],
             }
         )
         store.put_bytes(nested)
         top = [_descriptor(OCI_INDEX, nested, annotations=ann)]
     (out_dir / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
-    (out_dir / "index.json").write_bytes(
-        _canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": top})
-    )
+    (out_dir / "index.json").write_bytes(_canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": top}))
     return written
 
 
@@ -430,9 +424,7 @@ def write_docker_archive(
             if repo_tag:
                 repo, tag = repo_tag.rsplit(":", 1)
                 _add_bytes(tf, "repositories", _canon({repo: {tag: config_hex}}))
-        _add_bytes(
-            tf, "manifest.json", _canon([{"Config": config_name, "RepoTags": tags, "Layers": layer_names}])
-        )
+        _add_bytes(tf, "manifest.json", _canon([{"Config": config_name, "RepoTags": tags, "Layers": layer_names}]))
     return dest
 
 
@@ -523,9 +515,7 @@ def _debian_specs(parts: rootfs_mod.BuiltRootfs, work: Path) -> tuple[ImageSpec,
     }
     amd64 = ImageSpec([base, lang, wipe], history, config=runtime)
     # The arm64 member only has to be a valid, different image: reuse the small layers.
-    arm_hist = [
-        h for h in history if h.empty_layer or "pip install" in h.created_by or "rm -rf" in h.created_by
-    ]
+    arm_hist = [h for h in history if h.empty_layer or "pip install" in h.created_by or "rm -rf" in h.created_by]
     arm64 = ImageSpec([lang, wipe], arm_hist, architecture="arm64", variant="v8", config=runtime)
     return amd64, arm64
 
@@ -549,6 +539,7 @@ def build_image(parts: rootfs_mod.BuiltRootfs | None = None, out_dir: Path | Non
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
                 try:
                     _build_image_into(parts, tmp, key)
+                    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is shared
                     if final.exists():
                         shutil.rmtree(final)
                     os.rename(tmp, final)
@@ -635,6 +626,7 @@ def umoci_debian_layout(parts: rootfs_mod.BuiltRootfs | None = None) -> Path:
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
                 try:
                     umoci_layout(parts.root, tmp / "layout", tag="1")
+                    os.chmod(tmp / "layout", 0o755)
                     os.rename(tmp / "layout", final)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
