@@ -190,7 +190,7 @@ class TokenServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _check_basic(self, header: str | None) -> str | None | bool:
+    def _check_basic(self, header: str | None) -> str | bool | None:
         """Username on success, None when no credentials were sent, False when they are wrong."""
         if not header:
             return None
