@@ -268,7 +268,12 @@ NDB_BLOCK = 16
 
 
 def ndb_packages(blobs: Sequence[bytes], *, slot_pages: int = 1, free_slot_first: bool = False) -> bytes:
-    """An ndb Packages.db with one slot per blob (package index i+1), blobs packed after the slots."""
+    """An ndb Packages.db with one slot per blob (package index i+1), blobs packed after the slots.
+
+    ``slot_pages`` is a minimum: more pages are used when the slots need them.
+    """
+    slots_needed = 2 + int(free_slot_first) + len(blobs)  # the file header takes two slot places
+    slot_pages = max(slot_pages, -(-slots_needed // (NDB_PAGE // 16)))
     data = bytearray(slot_pages * NDB_PAGE)
     struct.pack_into("<4sIIII", data, 0, b"RpmP", 0, 1, slot_pages, len(blobs) + 1)
     for off in range(32, slot_pages * NDB_PAGE, 16):

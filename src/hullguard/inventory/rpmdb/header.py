@@ -112,16 +112,15 @@ class Header:
         return entry
 
     def _cstrings(self, entry: Entry) -> list[str]:
-        out: list[str] = []
-        pos = entry.offset
-        data = self.data
-        for _ in range(entry.count):
-            end = data.find(b"\0", pos)
-            if end < 0:
-                raise RpmdbError("rpm header: unterminated string")
-            out.append(data[pos:end].decode("utf-8", errors="replace"))
-            pos = end + 1
-        return out
+        if entry.count == 0:
+            return []
+        parts = self.data[entry.offset :].split(b"\0", entry.count)
+        if len(parts) <= entry.count:
+            raise RpmdbError("rpm header: unterminated string")
+        parts.pop()
+        # One decode for the whole array: NUL never occurs inside a UTF-8 sequence, nor in what
+        # errors="replace" substitutes, so splitting after decoding gives the same strings.
+        return b"\0".join(parts).decode("utf-8", errors="replace").split("\0")
 
     def string(self, tag: int) -> str | None:
         """A STRING, or the first (untranslated) value of an I18NSTRING/STRING_ARRAY."""
