@@ -93,8 +93,10 @@ class _Parser:
         return left
 
     def with_expr(self) -> str | None:
+        starts_group = self.peek() == "("
         left = self.atom()
-        if left is not None and (self.peek() or "").upper() == "WITH":
+        # The grammar only allows an exception after a single licence, never after a group.
+        if left is not None and not starts_group and (self.peek() or "").upper() == "WITH":
             self.take()
             tok = self.peek()
             exception = spdx_id(tok) if tok is not None else None

@@ -342,6 +342,7 @@ def _ratings(finding: Finding) -> list[dict[str, Any]]:
 
 
 def _vulnerabilities(result: ScanResult, refs_by_id: dict[str, str]) -> list[dict[str, Any]]:
+    names = {pkg.id: f"{pkg.name} {pkg.version}".rstrip() for pkg in result.packages}
     by_id: dict[str, list[Finding]] = {}
     for finding in result.findings:
         if finding.kind == "vulnerability" and finding.rule_id:
@@ -370,9 +371,9 @@ def _vulnerabilities(result: ScanResult, refs_by_id: dict[str, str]) -> list[dic
         description = details.get("description") or first.title
         if isinstance(description, str) and description:
             vuln["description"] = description
-        fixes = sorted({f"{f.target.split('#', 1)[0]} -> {f.fix}" for f in findings if f.fix})
+        fixes = sorted({f"{names.get(f.target, f.target)} to {f.fix}" for f in findings if f.fix})
         if fixes:
-            vuln["recommendation"] = "Upgrade: " + "; ".join(fixes)
+            vuln["recommendation"] = "Upgrade " + "; ".join(fixes)
         urls = details.get("references")
         if isinstance(urls, list):
             advisories = [{"url": u} for u in dict.fromkeys(urls) if isinstance(u, str) and u]
@@ -446,11 +447,7 @@ def build(result: ScanResult) -> dict[str, Any]:
         "version": 1,
         "metadata": {
             "timestamp": timestamp(result),
-            "tools": {
-                "components": [
-                    {"type": "application", "name": "hullguard", "version": hullguard.__version__}
-                ]
-            },
+            "tools": {"components": [{"type": "application", "name": "hullguard", "version": hullguard.__version__}]},
             "component": _root_component(result),
         },
         "components": components,
