@@ -72,8 +72,13 @@ def part_key(part: str) -> tuple[object, ...]:
         if not letters and not digits:
             break
         pairs.append((_weights(letters), int(digits) if digits else 0))
-    while pairs and pairs[-1] == ((0,), 0):
+    # Only the first pair can have an empty non-digit run, so after trimming
+    # the terminal (0,) can only ever meet a non-empty run — except at index
+    # 0, which is why the first pair is always kept.
+    while len(pairs) > 1 and pairs[-1] == ((0,), 0):
         pairs.pop()
+    if not pairs:
+        pairs.append(((0,), 0))
     flat: list[object] = []
     for weights, number in pairs:
         flat.append(weights)
