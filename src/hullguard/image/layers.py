@@ -7,7 +7,6 @@ every package, which layer introduced it.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -53,7 +52,7 @@ def normalize(name: str, what: str = "entry") -> str:
 def resolve(path: str, readlink: Callable[[str], str | None], max_hops: int = MAX_SYMLINK_HOPS) -> str:
     """Resolve symlinks in ``path`` inside the image root, as a chroot would.
 
-    ``readlink(p)`` returns the target of the symlink at p (a normalised path) or None. Absolute
+    ``readlink(p)`` returns the raw target of the symlink at p, as stored, or None. Absolute
     targets are taken from the image root and ".." at the root stays at the root, so a link can
     never lead outside the image. Loops end in UnsafePath after ``max_hops`` links.
     """
@@ -162,8 +161,10 @@ def run_analyzers(wanting: Iterable[Analyzer], info: FileInfo, data: bytes, warn
             produced = list(analyzer.analyze(info, data))
         except AnalyzerError as exc:
             warnings.append(f"/{info.path}: {analyzer.name}: {exc}")
+            continue
         except (RecursionError, MemoryError) as exc:
             warnings.append(f"/{info.path}: {analyzer.name}: input too complex ({type(exc).__name__})")
+            continue
         except Exception as exc:  # an analyzer bug must not hide the rest of the image
             warnings.append(f"/{info.path}: {analyzer.name} failed: {type(exc).__name__}: {exc}")
             continue
@@ -188,13 +189,8 @@ class Squashed:
     deleted: set[str] = field(default_factory=set)
 
     def readlink(self, path: str) -> str | None:
-        target = self.symlinks.get(path)
-        if target is None:
-            return None
-        if target.startswith("/"):
-            return target
-        parent = posixpath.dirname(path)
-        return f"{parent}/{target}" if parent else target
+        """The raw target of the symlink at ``path`` (for ``resolve``), or None."""
+        return self.symlinks.get(path)
 
 
 def _drop_under(mapping: dict, prefix: str) -> list[str]:

@@ -113,14 +113,10 @@ class BudgetReader(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         try:
             data = self._inner.read(n)
-        except BadBlob:
+        except HullguardError:
             raise
-        except (OSError, EOFError, ValueError) as exc:
-            raise BadBlob(f"{self._what}: corrupt or truncated compressed data ({exc})") from None
-        except Exception as exc:  # zstandard raises its own ZstdError
-            if type(exc).__name__ == "ZstdError":
-                raise BadBlob(f"{self._what}: corrupt zstd data ({exc})") from None
-            raise
+        except Exception as exc:  # isal, zstandard, bz2 and lzma each raise their own types
+            raise BadBlob(f"{self._what}: corrupt or truncated compressed data ({_one_line(exc)})") from None
         self._budget.charge(len(data))
         return data
 
@@ -128,6 +124,11 @@ class BudgetReader(io.RawIOBase):
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:120] or type(exc).__name__
 
 
 class _Prefixed(io.RawIOBase):

@@ -42,15 +42,24 @@ def render(result: ScanResult) -> bytes:
         distroless = " distroless" if o.distroless else ""
         out.append(f"  OS:              {o.name or o.family} ({o.family} {o.release}{codename}){distroless}")
     counts = Counter(p.ecosystem for p in result.packages)
-    out.append(f"  packages:        {len(result.packages)}"
-               + (f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else ""))
+    out.append(
+        f"  packages:        {len(result.packages)}"
+        + (f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else "")
+    )
     layer_index = {layer.digest: i for i, layer in enumerate(result.layers)}
     if result.layers:
         per_layer = Counter(p.locations[0].layer for p in result.packages if p.locations)
         out.append("")
         out.append("Layers")
-        rows = [[str(i + 1), _short(layer.digest), str(per_layer.get(layer.digest, 0)),
-                 " ".join(layer.created_by.split()) or "-"] for i, layer in enumerate(result.layers)]
+        rows = [
+            [
+                str(i + 1),
+                _short(layer.digest),
+                str(per_layer.get(layer.digest, 0)),
+                " ".join(layer.created_by.split()) or "-",
+            ]
+            for i, layer in enumerate(result.layers)
+        ]
         out.extend(_table(rows, ["#", "DIGEST", "PACKAGES", "CREATED BY"]))
     if result.packages:
         out.append("")
