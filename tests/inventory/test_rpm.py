@@ -5,6 +5,12 @@ import struct
 from collections.abc import Callable
 
 import pytest
+
+from hullguard.inventory.base import AnalyzerError, FileInfo
+from hullguard.inventory.rpm import RpmAnalyzer, format_version, split_sourcerpm
+from hullguard.inventory.rpmdb import RpmdbError, bdb, ndb, sqlite
+from hullguard.inventory.rpmdb import header as h
+from hullguard.model import Package, PackageHint
 from tests.builders.rpmdb import (
     PkgSpec,
     bdb_hash,
@@ -14,12 +20,6 @@ from tests.builders.rpmdb import (
     rpm_bdb_items,
     sqlite_rpmdb,
 )
-
-from hullguard.inventory.base import AnalyzerError, FileInfo
-from hullguard.inventory.rpm import RpmAnalyzer, format_version, split_sourcerpm
-from hullguard.inventory.rpmdb import RpmdbError, bdb, ndb, sqlite
-from hullguard.inventory.rpmdb import header as h
-from hullguard.model import Package, PackageHint
 
 SPECS = [
     PkgSpec(
@@ -604,3 +604,14 @@ def test_random_bytes() -> None:
             list(analyzer.analyze(FileInfo(path="var/lib/rpm/Packages"), data))
         except AnalyzerError:
             pass
+
+
+def test_facts_survive_the_layer_cache_encoding() -> None:
+    import msgspec
+
+    from hullguard.model import FileFacts
+
+    facts = FileFacts.of(analyze(sqlite_rpmdb([package_blob(s) for s in SPECS])))
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(facts), type=FileFacts)
+    assert decoded == facts
+    assert decoded.packages[0].metadata["epoch"] is None
