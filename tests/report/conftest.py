@@ -139,9 +139,7 @@ def debian_image_result() -> ScanResult:
                 "source": "osv",
                 "source_url": "https://osv.dev/vulnerability/GHSA-jfh8-c2jp-5v3q",
                 "aliases": ["GHSA-jfh8-c2jp-5v3q"],
-                "cvss": [
-                    {"vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", "score": 10.0, "source": "nvd"}
-                ],
+                "cvss": [{"vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", "score": 10.0, "source": "nvd"}],
                 "cwes": ["CWE-502", "CWE-917"],
                 "references": ["https://logging.apache.org/log4j/2.x/security.html"],
                 "installed_version": "2.14.1",
@@ -167,9 +165,7 @@ def debian_image_result() -> ScanResult:
             os="linux",
             architecture="amd64",
         ),
-        os=OSInfo(
-            family="debian", release="12", codename="bookworm", name="Debian GNU/Linux 12 (bookworm)"
-        ),
+        os=OSInfo(family="debian", release="12", codename="bookworm", name="Debian GNU/Linux 12 (bookworm)"),
         layers=[
             Layer(digest=BASE, diff_id=BASE_DIFF, created_by="/bin/sh -c #(nop) ADD file:abc in / "),
             Layer(digest=APP, diff_id=APP_DIFF, created_by="COPY app /app # buildkit"),

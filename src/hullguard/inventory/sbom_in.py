@@ -508,6 +508,12 @@ class _CycloneDX:
             d.str(root, "version", "$.metadata.component"),
             root_props,
         )
+        root_name = d.str(root, "name", "$.metadata.component")
+        if d.str(root, "type", "$.metadata.component") == "container" and not artifact.repo_tags:
+            # syft names the image by what the user typed ("alpine:3.19"): keep it when it is a tag.
+            last = root_name.rsplit("/", 1)[-1]
+            if ":" in last and "@" not in root_name and " " not in root_name:
+                artifact.repo_tags = [root_name]
 
         packages: list[Package] = []
         index_by_ref: dict[str, int] = {}
