@@ -59,7 +59,8 @@ def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) ->
             layer_index = origin.get((pkg.ecosystem, pkg.name, pkg.version), default_layer)
             out = Package(**{f: getattr(pkg, f) for f in pkg.__struct_fields__})
             out.metadata = dict(pkg.metadata)
-            out.locations = [Location(path=path, layer=digest_of(layer_index)), *pkg.locations]
+            out.locations = [Location(path=path, layer=digest_of(layer_index)),
+                             *(loc for loc in pkg.locations if loc.path != path)]
             hint_key = (pkg.ecosystem, pkg.name)
             if not out.licenses and hints_licenses.get(hint_key):
                 out.licenses = list(hints_licenses[hint_key])
