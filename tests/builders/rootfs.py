@@ -111,9 +111,9 @@ def missing_tools() -> list[str]:
 @contextlib.contextmanager
 def cache_lock(name: str) -> Iterator[None]:
     """Serialise builders of one cache entry across processes (pytest-xdist workers)."""
-    base = cache_root()
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / f".{name}.lock", "w") as fh:
+    locks = cache_root() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
