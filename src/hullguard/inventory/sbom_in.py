@@ -343,7 +343,9 @@ def _make_package(
         arch=arch,
         licenses=licenses,
         locations=_locations(props) or extra_locations,
-        found_by=props.get(OURS + "package:found_by", "") or props.get(SYFT + "package:foundBy", "") or "sbom",
+        found_by=props.get(OURS + "package:found_by", "")
+        if ours
+        else props.get(SYFT + "package:foundBy", "") or "sbom",
         metadata=_metadata(props),
     )
 

@@ -198,7 +198,7 @@ def build(result: ScanResult) -> dict[str, Any]:
         entry["primaryPackagePurpose"] = "APPLICATION" if kind else "LIBRARY"
         props = package_properties(pkg, layers)
         # licenseDeclared folds all licences into one expression; keep the list for round trips.
-        props += [(f"{NS}package:license:{n}", text) for n, text in enumerate(pkg.licenses)]
+        props += [(f"{NS}package:license:{n}", _licenses.spdx_id(text) or text) for n, text in enumerate(pkg.licenses)]
         entry["annotations"] = _annotations(props, created)
         spdx_packages.append(entry)
         relationships.append(_rel(root_id, "CONTAINS", spdx_id))
