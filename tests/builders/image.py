@@ -536,6 +536,8 @@ def build_image(parts: rootfs_mod.BuiltRootfs | None = None, out_dir: Path | Non
         final.parent.mkdir(parents=True, exist_ok=True)
         with rootfs_mod.cache_lock(final.name):
             if not (final / "paths.json").is_file():
+                if out_dir is None:
+                    rootfs_mod.remove_stale_temps(final.name)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
                 try:
                     _build_image_into(parts, tmp, key)
@@ -623,6 +625,7 @@ def umoci_debian_layout(parts: rootfs_mod.BuiltRootfs | None = None) -> Path:
     if not (final / "index.json").is_file():
         with rootfs_mod.cache_lock(final.name):
             if not (final / "index.json").is_file():
+                rootfs_mod.remove_stale_temps(final.name)
                 tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
                 try:
                     umoci_layout(parts.root, tmp / "layout", tag="1")

@@ -121,6 +121,14 @@ def cache_lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def remove_stale_temps(prefix: str) -> None:
+    """Drop leftovers of interrupted builds. Call only while holding the entry's lock,
+    which guarantees no live builder owns them."""
+    for p in cache_root().glob(f".{prefix}.*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def _run(cmd: list[str], cwd: Path | None = None, log: Path | None = None) -> None:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     try:
@@ -250,6 +258,7 @@ def build_rootfs_parts(mirror: str | None = None, *, quiet: bool = True) -> Buil
             raise BuildToolMissing("debootstrap needs root")
         with cache_lock(f"rootfs-{key}"):
             if not (final / "recipe.json").is_file():
+                remove_stale_temps(f"rootfs-{key}")
                 mirror = mirror or os.environ.get("HULLGUARD_DEBIAN_MIRROR") or DEFAULT_MIRROR
                 tmp = Path(tempfile.mkdtemp(prefix=f".rootfs-{key}.", dir=cache_root()))
                 started = time.monotonic()

@@ -440,3 +440,31 @@ def _b64d(s: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+# --------------------------------------------------------------------------- cache atomicity
+
+
+def test_interrupted_rootfs_build_leaves_no_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HULLGUARD_TEST_CACHE", str(tmp_path))
+    monkeypatch.setattr(rootfs_mod, "missing_tools", lambda: [])
+    monkeypatch.setattr(rootfs_mod.os, "geteuid", lambda: 0)
+
+    def half_build(dest: Path, mirror: str) -> None:
+        (dest / "base" / "etc").mkdir(parents=True)
+        raise KeyboardInterrupt  # as if the run was stopped mid-debootstrap
+
+    monkeypatch.setattr(rootfs_mod, "_build", half_build)
+    with pytest.raises(KeyboardInterrupt):
+        rootfs_mod.build_rootfs_parts(mirror="http://127.0.0.1:9/unused")
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".locks")] == []
+    # A stale temp dir from a killed process is swept by the next builder holding the lock.
+    (tmp_path / f".rootfs-{rootfs_mod.recipe_key()}.stale").mkdir()
+
+    def good_build(dest: Path, mirror: str) -> None:
+        (dest / "root").mkdir()
+
+    monkeypatch.setattr(rootfs_mod, "_build", good_build)
+    built = rootfs_mod.build_rootfs_parts(mirror="http://127.0.0.1:9/unused")
+    assert built.root.is_dir() and (built.root.parent / "recipe.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", f"rootfs-{built.key}"]
