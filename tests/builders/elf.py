@@ -76,13 +76,37 @@ def build_elf(sections: list[Sec], *, bits: int = 64, little: bool = True, machi
         ehdr = struct.pack(
             bo + "16sHHIQQQIHHHHHH",
             b"\x7fELF" + bytes([2, 1 if little else 2, 1]) + b"\0" * 9,
-            2, machine, 1, 0, phoff, shoff, 0, ehsize, phentsize, len(loaded), shentsize, shnum, shnum - 1,
+            2,
+            machine,
+            1,
+            0,
+            phoff,
+            shoff,
+            0,
+            ehsize,
+            phentsize,
+            len(loaded),
+            shentsize,
+            shnum,
+            shnum - 1,
         )
     else:
         ehdr = struct.pack(
             bo + "16sHHIIIIIHHHHHH",
             b"\x7fELF" + bytes([1, 1 if little else 2, 1]) + b"\0" * 9,
-            2, machine, 1, 0, phoff, shoff, 0, ehsize, phentsize, len(loaded), shentsize, shnum, shnum - 1,
+            2,
+            machine,
+            1,
+            0,
+            phoff,
+            shoff,
+            0,
+            ehsize,
+            phentsize,
+            len(loaded),
+            shentsize,
+            shnum,
+            shnum - 1,
         )
 
     phdrs = bytearray()

@@ -53,6 +53,25 @@ class Segment:
     memsz: int
 
 
+# Executable files that cannot be native binaries: scripts, sources and data that happen to be +x.
+_NOT_BINARY_EXT_TEXT = (
+    "sh bash zsh ksh csh fish py pyc pl pm rb js mjs cjs ts php lua awk sed tcl jar class txt md "
+    "json yaml yml xml html htm conf cfg ini properties bat cmd ps1 go rs toml lock c h cc cpp hpp "
+    "java png jpg gif svg css map"
+)
+NOT_BINARY_EXT = frozenset(_NOT_BINARY_EXT_TEXT.split())
+
+
+def may_be_native_executable(path: str, mode: int, size: int, min_size: int) -> bool:
+    """Cheap pre-filter for analyzers that look inside executables: called for every file of
+    every layer, so it only looks at the mode bits, the size and the file extension."""
+    if not mode & 0o111 or size < min_size:
+        return False
+    base = path[path.rfind("/") + 1 :]
+    dot = base.rfind(".")
+    return dot <= 0 or base[dot + 1 :].lower() not in NOT_BINARY_EXT
+
+
 def is_elf(data: bytes) -> bool:
     return data[:4] == ELF_MAGIC
 
@@ -72,10 +91,7 @@ class ElfFile:
         self.is_64 = ei_class == 2
         self.little_endian = ei_data == 1
         self._bo = "<" if self.little_endian else ">"
-        if self.is_64:
-            hdr = self._unpack("HHIQQQIHHHHHH", 16)
-        else:
-            hdr = self._unpack("HHIIIIIHHHHHH", 16)
+        hdr = self._unpack("HHIQQQIHHHHHH", 16) if self.is_64 else self._unpack("HHIIIIIHHHHHH", 16)
         (
             self.type,
             self.machine,

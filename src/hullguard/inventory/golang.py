@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hullguard import purl
-from hullguard.inventory._elf import ElfError, ElfFile, is_elf
+from hullguard.inventory._elf import ElfError, ElfFile, is_elf, may_be_native_executable
 from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo
 from hullguard.model import Fact, Package
 
@@ -39,12 +39,6 @@ _EXEC_MAGICS = (
     b"\xcf\xfa\xed\xfe",
 )
 
-# Executable files that are certainly not Go binaries: scripts and text that happen to have +x.
-_SKIP_EXT = frozenset(
-    "sh bash zsh ksh csh fish py pyc pl pm rb js mjs cjs ts php lua awk sed tcl r jar class txt md "
-    "json yaml yml xml html htm conf cfg ini properties bat cmd ps1 go c h cc cpp hpp java png jpg "
-    "gif svg css map".split()
-)
 
 _GO_VERSION_RE = re.compile(r"go(\d+(?:\.\d+)*(?:(?:rc|beta)\d+)?)")
 
@@ -489,11 +483,7 @@ class GoAnalyzer(Analyzer):
         path = info.path
         if path.endswith("go.mod"):
             return _is_gomod_path(path)
-        if not info.mode & 0o111 or info.size < _MIN_BINARY_SIZE:
-            return False
-        base = path[path.rfind("/") + 1 :]
-        dot = base.rfind(".")
-        return dot <= 0 or base[dot + 1 :].lower() not in _SKIP_EXT
+        return may_be_native_executable(path, info.mode, info.size, _MIN_BINARY_SIZE)
 
     def analyze(self, info: FileInfo, data: bytes) -> Iterable[Fact]:
         if _is_gomod_path(info.path):

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from hullguard import purl
-from hullguard.inventory._elf import ElfFile, is_elf
+from hullguard.inventory._elf import ElfFile, is_elf, may_be_native_executable
 from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo
 from hullguard.model import Fact, Package
 
@@ -23,11 +23,6 @@ _SECTION_BYTES = SECTION.encode()
 # cargo-auditable's own reader refuses more than 8 MiB; real data is a few KiB even for 400 crates.
 MAX_DECOMPRESSED = 8 * 1024 * 1024
 _MIN_BINARY_SIZE = 4096
-
-_SKIP_EXT = frozenset(
-    "sh bash zsh py pyc pl pm rb js mjs ts php lua jar class txt md json yaml yml xml html conf cfg "
-    "ini bat cmd ps1 rs toml lock c h png jpg gif svg css".split()
-)
 
 
 class _AuditPackage(msgspec.Struct):
@@ -102,12 +97,7 @@ class RustAuditableAnalyzer(Analyzer):
     max_size: ClassVar[int] = 512 * 1024 * 1024
 
     def wants(self, info: FileInfo) -> bool:
-        if not info.mode & 0o111 or info.size < _MIN_BINARY_SIZE:
-            return False
-        path = info.path
-        base = path[path.rfind("/") + 1 :]
-        dot = base.rfind(".")
-        return dot <= 0 or base[dot + 1 :].lower() not in _SKIP_EXT
+        return may_be_native_executable(info.path, info.mode, info.size, _MIN_BINARY_SIZE)
 
     def analyze(self, info: FileInfo, data: bytes) -> Iterable[Fact]:
         # The section name sits in the string table, so its absence rules the file out without
