@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import msgspec
@@ -178,9 +179,21 @@ def test_gemspecs_without_a_package_yield_nothing(body: bytes) -> None:
     assert run(f"{GEMS}/x.gemspec", body) == []
 
 
-def test_huge_hostile_gemspec_stays_fast() -> None:
-    body = b"Gem::Specification.new do |s|\n" + b's.name = "' * 200000 + b"\nend\n"
-    assert run(f"{GEMS}/x.gemspec", body) == []
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b's.name = "' * 200_000,
+        b"\n" * 2_000_000,
+        b" \t" * 1_000_000,
+        b's.add_dependency("' * 200_000,
+        b"\n".join([b's.name = "unterminated'] * 200_000),
+    ],
+)
+def test_huge_hostile_gemspec_stays_linear(tail: bytes) -> None:
+    # Each of these took minutes with a reader that rescanned to the end of the file.
+    start = time.perf_counter()
+    assert run(f"{GEMS}/x.gemspec", b"Gem::Specification.new do |s|\n" + tail + b"\nend\n") == []
+    assert time.perf_counter() - start < 10
 
 
 @pytest.mark.parametrize("data", [b"\xff\xfe\x00s", b"Gem::Specification.new do |s|\x00"])
@@ -304,3 +317,12 @@ def test_stub_header_alone_is_enough() -> None:
     pkgs = gemspec("# stub: lonely 0.1.0 ruby lib\n")
     assert [(p.name, p.version, p.purl) for p in pkgs] == [("lonely", "0.1.0", "pkg:gem/lonely@0.1.0")]
     assert pkgs[0].metadata == {}
+
+
+def test_gemfile_lock_hostile_repeats_stay_linear() -> None:
+    deps = "".join(f"      d{i % 40000} (>= 0)\n" for i in range(200_000))
+    data = f"GEM\n  specs:\n    x (1.0)\n{deps}".encode()
+    start = time.perf_counter()
+    (pkg,) = run("Gemfile.lock", data)
+    assert len(pkg.metadata["requires"]) == 40000
+    assert time.perf_counter() - start < 10

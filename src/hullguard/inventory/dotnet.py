@@ -72,10 +72,10 @@ def _dep_names(value: Any) -> list[str]:
     return [k for k in value if isinstance(k, str) and k]
 
 
-def _merge_names(into: list[str], names: Iterable[str]) -> None:
+def _merge_names(into: dict[str, None], names: Iterable[str]) -> None:
+    # Dicts as ordered sets: hostile repeats must not make de-duplication quadratic.
     for name in names:
-        if name not in into:
-            into.append(name)
+        into[name] = None
 
 
 class DotnetAnalyzer(Analyzer):
@@ -115,7 +115,7 @@ class DotnetAnalyzer(Analyzer):
         if not isinstance(targets, dict):
             targets = {}
 
-        requires: dict[str, list[str]] = {}
+        requires: dict[str, dict[str, None]] = {}
         runtime: set[str] = set()
         compile_only: set[str] = set()
         for target in targets.values():
@@ -124,7 +124,7 @@ class DotnetAnalyzer(Analyzer):
             for key, entry in target.items():
                 if not isinstance(entry, dict):
                     continue
-                _merge_names(requires.setdefault(key, []), _dep_names(entry.get("dependencies")))
+                _merge_names(requires.setdefault(key, {}), _dep_names(entry.get("dependencies")))
                 (compile_only if entry.get("compileOnly") is True else runtime).add(key)
 
         runtime_target = doc.get("runtimeTarget")
@@ -158,7 +158,7 @@ class DotnetAnalyzer(Analyzer):
             if isinstance(framework, str) and framework:
                 metadata["runtime_target"] = framework
             if requires.get(key):
-                metadata["requires"] = requires[key]
+                metadata["requires"] = list(requires[key])
             out.append(_nuget(name, version, self.name, metadata))
         return out
 
@@ -172,6 +172,8 @@ class DotnetAnalyzer(Analyzer):
             raise AnalyzerError(f"{info.path}: 'dependencies' is not an object")
 
         found: dict[tuple[str, str], Package] = {}
+        seen_in: dict[tuple[str, str], dict[str, None]] = {}
+        requires: dict[tuple[str, str], dict[str, None]] = {}
         for framework, deps in frameworks.items():
             if not isinstance(deps, dict):
                 continue
@@ -186,22 +188,25 @@ class DotnetAnalyzer(Analyzer):
                 key = (name.lower(), version)
                 pkg = found.get(key)
                 if pkg is None:
-                    metadata: dict[str, Any] = {"direct": False, "frameworks": []}
+                    metadata: dict[str, Any] = {"direct": False}
                     content_hash = entry.get("contentHash")
                     if isinstance(content_hash, str) and content_hash:
                         metadata["content_hash"] = content_hash
                     pkg = found[key] = _nuget(name, version, self.name, metadata)
+                    seen_in[key], requires[key] = {}, {}
                 meta = pkg.metadata
                 if kind.lower() == "direct":
                     meta["direct"] = True
                     requested = entry.get("requested")
                     if isinstance(requested, str) and requested:
                         meta["requested"] = requested
-                if isinstance(framework, str) and framework not in meta["frameworks"]:
-                    meta["frameworks"].append(framework)
-                names = _dep_names(entry.get("dependencies"))
-                if names:
-                    _merge_names(meta.setdefault("requires", []), names)
+                if isinstance(framework, str):
+                    seen_in[key][framework] = None
+                _merge_names(requires[key], _dep_names(entry.get("dependencies")))
+        for key, pkg in found.items():
+            pkg.metadata["frameworks"] = list(seen_in[key])
+            if requires[key]:
+                pkg.metadata["requires"] = list(requires[key])
         return list(found.values())
 
     # -- packages.config -------------------------------------------------------------------

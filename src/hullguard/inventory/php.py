@@ -73,9 +73,7 @@ class PhpAnalyzer(Analyzer):
         if path.endswith("composer.lock"):
             return path == "composer.lock" or path.endswith("/composer.lock")
         if path.endswith("/installed.json"):
-            return path == "vendor/composer/installed.json" or path.endswith(
-                "/vendor/composer/installed.json"
-            )
+            return path == "vendor/composer/installed.json" or path.endswith("/vendor/composer/installed.json")
         return False
 
     def analyze(self, info: FileInfo, data: bytes) -> Iterable[Fact]:

@@ -67,18 +67,17 @@ def _unescape_single(body: str) -> str:
     return re.sub(r"\\([\\'])", r"\1", body) if "\\" in body else body
 
 
+# Possessive quantifiers: a body either matches in one forward pass or fails without backtracking.
+_QUOTED = {
+    '"': re.compile(r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"', re.DOTALL),
+    "'": re.compile(r"'([^'\\]*+(?:\\.[^'\\]*+)*+)'", re.DOTALL),
+}
+
+
 def _read_quoted(text: str, pos: int, quote: str) -> tuple[str, int] | None:
     """Read a string opened by ``quote`` at ``text[pos]``; return (raw body, index after close)."""
-    i = pos + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == quote:
-            return text[pos + 1 : i], i + 1
-        i += 1
-    return None
+    m = _QUOTED[quote].match(text, pos)
+    return (m.group(1), m.end()) if m else None
 
 
 def _read_delimited(text: str, pos: int) -> tuple[str, int] | None:
@@ -196,35 +195,38 @@ _BLOCK_VAR = re.compile(r"Gem::Specification\.new\s*(?:do|\{)\s*\|\s*(\w+)\s*\|"
 _STUB = re.compile(r"^# stub: (\S+) (\S+) (\S+)", re.MULTILINE)
 _WANTED_ATTRS = ("name", "version", "platform", "license", "licenses", "homepage", "summary", "authors")
 _RUNTIME_DEP_CALLS = ("add_runtime_dependency", "add_dependency")
-
-
-def _line_from(text: str, pos: int) -> str:
-    end = text.find("\n", pos)
-    return text[pos:] if end < 0 else text[pos:end]
+# After "<var>.": an assignment ("name = ") or a call ("add_dependency(" / "add_dependency ").
+_STATEMENT = re.compile(r"(\w+)\s*(=(?!=)|[(\s])\s*")
 
 
 def _parse_gemspec(text: str) -> dict[str, Any]:
     m = _BLOCK_VAR.search(text)
     if m is None:
         return {}
-    var = re.escape(m.group(1))
+    prefix = m.group(1) + "."
     attrs: dict[str, Any] = {}
-    assign = re.compile(rf"^\s*{var}\.(\w+)\s*=\s*", re.MULTILINE)
-    for am in assign.finditer(text, m.end()):
-        attr = am.group(1)
-        if attr in _WANTED_ATTRS and attr not in attrs:
-            # RubyGems writes each literal on one line; reading no further keeps a hostile file
-            # full of unterminated strings linear instead of quadratic.
-            value = _read_value(_line_from(text, am.end()), 0)
-            if value is not None:
-                attrs[attr] = value
-    deps: list[str] = []
-    call = re.compile(rf"{var}\.({'|'.join(_RUNTIME_DEP_CALLS)})\s*[\(\s]\s*")
-    for cm in call.finditer(text, m.end()):
-        dep = _read_string(_line_from(text, cm.end()), 0)
-        if dep and dep[0] and dep[0] not in deps:
-            deps.append(dep[0])
-    attrs["requires"] = deps
+    # Dicts as ordered sets: hostile repeats must not make de-duplication quadratic.
+    deps: dict[str, None] = {}
+    # RubyGems writes one statement per line. Looking at each line once, and reading literals no
+    # further than its end, keeps hostile files (unterminated strings, endless repeats) linear.
+    for line in text[m.end() :].splitlines():
+        line = line.lstrip(" \t")
+        if not line.startswith(prefix):
+            continue
+        sm = _STATEMENT.match(line, len(prefix))
+        if sm is None:
+            continue
+        word = sm.group(1)
+        if sm.group(2) == "=":
+            if word in _WANTED_ATTRS and word not in attrs:
+                value = _read_value(line, sm.end())
+                if value is not None:
+                    attrs[word] = value
+        elif word in _RUNTIME_DEP_CALLS:
+            dep = _read_string(line, sm.end())
+            if dep and dep[0]:
+                deps[dep[0]] = None
+    attrs["requires"] = list(deps)
     return attrs
 
 
@@ -356,18 +358,16 @@ class RubyAnalyzer(Analyzer):
                     continue
                 current = found.setdefault(
                     (spec.group(1), version),
-                    {"platforms": [], "requires": [], "source": dict(source)},
+                    {"platforms": {}, "requires": {}, "source": dict(source)},
                 )
                 # A gem without a suffix is the pure-Ruby build ("ruby" platform); knowing it sits
                 # beside native builds keeps the purl from claiming one particular platform.
                 platform = platform or "ruby"
-                if platform not in current["platforms"]:
-                    current["platforms"].append(platform)
+                current["platforms"][platform] = None
                 continue
             dep = _DEP_LINE.match(line) if spec is None else None
             if dep and current is not None:
-                if dep.group(1) not in current["requires"]:
-                    current["requires"].append(dep.group(1))
+                current["requires"][dep.group(1)] = None
                 continue
             # Whatever else this line is, the dependencies that follow it are not current's.
             current = None
@@ -378,7 +378,7 @@ class RubyAnalyzer(Analyzer):
         return out
 
     def _locked_package(self, name: str, version: str, entry: dict[str, Any]) -> Package:
-        platforms: list[str] = entry["platforms"]
+        platforms = list(entry["platforms"])
         if platforms == ["ruby"]:
             platforms = []
         src: dict[str, str] = entry["source"]
@@ -396,7 +396,7 @@ class RubyAnalyzer(Analyzer):
             if src.get(key):
                 metadata[key] = src[key]
         if entry["requires"]:
-            metadata["requires"] = entry["requires"]
+            metadata["requires"] = list(entry["requires"])
         qualifiers = {"platform": platforms[0]} if len(platforms) == 1 else None
         return Package(
             name=name,

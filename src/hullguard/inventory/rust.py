@@ -73,9 +73,7 @@ class CargoLockAnalyzer(Analyzer):
             raise AnalyzerError(f"{info.path}: 'package' is not an array of tables")
         return list(self._packages(packages, _v1_checksums(doc.get("metadata"))))
 
-    def _packages(
-        self, entries: list[Any], v1_checksums: dict[tuple[str, str, str], str]
-    ) -> Iterator[Package]:
+    def _packages(self, entries: list[Any], v1_checksums: dict[tuple[str, str, str], str]) -> Iterator[Package]:
         seen: set[tuple[str, str, str]] = set()
         for entry in entries:
             if not isinstance(entry, dict):
@@ -119,10 +117,11 @@ class CargoLockAnalyzer(Analyzer):
     def _requires(deps: Any) -> list[str]:
         if not isinstance(deps, list):
             return []
-        names: list[str] = []
+        # A dict keeps first-seen order and makes hostile repeats cost O(1) each.
+        names: dict[str, None] = {}
         for dep in deps:
             if isinstance(dep, str):
                 dep_name = _split_dependency(dep)[0]
-                if dep_name and dep_name not in names:
-                    names.append(dep_name)
-        return names
+                if dep_name:
+                    names[dep_name] = None
+        return list(names)
