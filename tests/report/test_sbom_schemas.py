@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hullguard.model import Artifact, ScanResult
+from hullguard.model import Artifact, Location, ScanResult
 from hullguard.report import cyclonedx, spdx
 
 from .conftest import debian_image_result, filesystem_result
@@ -43,3 +43,14 @@ def test_schema_validators_do_reject(cdx_validator: Any, spdx_validator: Any) ->
     doc = json.loads(spdx.render(debian_image_result()))
     doc["packages"][1]["SPDXID"] = "SPDXRef-bad id"
     assert _errors(spdx_validator, doc)
+
+
+@pytest.mark.parametrize("fmt", [cyclonedx, spdx], ids=["cyclonedx", "spdx"])
+def test_undecodable_paths_do_not_break_rendering(fmt: Any) -> None:
+    # tarfile decodes non-UTF-8 member names with surrogateescape.
+    result = debian_image_result()
+    bad = b"app/caf\xe9/package.json".decode("utf-8", "surrogateescape")
+    result.packages[0].locations = [Location(path=bad, layer="")]
+    result.packages[1].name = "x\ud800y"
+    doc = json.loads(fmt.render(result))
+    assert "caf\ufffd" in json.dumps(doc, ensure_ascii=False)

@@ -113,6 +113,9 @@ _DISTRO = re.compile(r"(.+?)-(\d[\w.~+-]*)")
 
 
 def _fail(fmt: str, where: str, message: str) -> HullguardError:
+    if len(where) > 120:
+        # Deeply nested paths would swamp the one-line message; the tail locates the problem.
+        where = "..." + where[-100:]
     return HullguardError(f"invalid {fmt} document: {where}: {message}")
 
 
@@ -176,6 +179,9 @@ def read_sbom(data: bytes, name: str) -> ScanResult:
         raise HullguardError("SBOM input must be bytes")
     if len(data) > MAX_BYTES:
         raise HullguardError(f"SBOM is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    if bytes(data[:3]) == b"\xef\xbb\xbf":
+        # Some Windows tools write a UTF-8 byte order mark, which JSON parsers reject.
+        data = data[3:]
     try:
         doc = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:

@@ -236,8 +236,32 @@ def os_properties(os_info: OSInfo) -> list[tuple[str, str]]:
     return props
 
 
+def _scrub(node: Any) -> Any:
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return node.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return node
+    if isinstance(node, dict):
+        return {_scrub(k): _scrub(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_scrub(v) for v in node]
+    return node
+
+
+def encode_json(doc: Any, *, deterministic: bool = False) -> bytes:
+    """JSON bytes of ``doc``. Paths read from image tars can carry surrogate-escaped bytes that
+    are not valid UTF-8; those become U+FFFD rather than failing the whole report."""
+    order = "deterministic" if deterministic else None
+    try:
+        return msgspec.json.encode(doc, order=order)
+    except UnicodeEncodeError:
+        return msgspec.json.encode(_scrub(doc), order=order)
+
+
 def content_uuid(doc: Any) -> uuid.UUID:
-    digest = hashlib.sha256(msgspec.json.encode(doc, order="deterministic")).hexdigest()
+    digest = hashlib.sha256(encode_json(doc, deterministic=True)).hexdigest()
     return uuid.uuid5(uuid.NAMESPACE_URL, "urn:hullguard:sbom:" + digest)
 
 
@@ -466,4 +490,4 @@ def build(result: ScanResult) -> dict[str, Any]:
 
 
 def render(result: ScanResult) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(build(result)), indent=2) + b"\n"
+    return msgspec.json.format(encode_json(build(result)), indent=2) + b"\n"

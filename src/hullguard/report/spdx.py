@@ -22,6 +22,7 @@ from hullguard.report.cyclonedx import (
     NS,
     artifact_properties,
     content_uuid,
+    encode_json,
     image_name_version,
     image_purl,
     image_reference,
@@ -234,4 +235,4 @@ def _rel(left: str, kind: str, right: str) -> dict[str, str]:
 
 
 def render(result: ScanResult) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(build(result)), indent=2) + b"\n"
+    return msgspec.json.format(encode_json(build(result)), indent=2) + b"\n"
