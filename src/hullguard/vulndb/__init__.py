@@ -1,0 +1,81 @@
+"""The advisory database: OSV records stored for indexed lookups, updated atomically.
+
+>>> from hullguard.vulndb import open_for_scan
+>>> store = open_for_scan()          # the user's database, or the bundled snapshot on first use
+>>> rows = store.lookup("PyPI", ["requests"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from hullguard.vulndb.importer import SNAPSHOT_SOURCE, ArchiveError, import_path, snapshot_dir
+from hullguard.vulndb.osv import Advisory, OSVError, normalize_name, parse, split_ecosystem
+from hullguard.vulndb.store import (
+    ImportStats,
+    SQLiteStore,
+    Store,
+    StoreError,
+    default_db_path,
+    is_postgres,
+    open_store,
+    resolve_url,
+)
+
+__all__ = [
+    "SNAPSHOT_SOURCE",
+    "Advisory",
+    "ArchiveError",
+    "ImportStats",
+    "OSVError",
+    "Store",
+    "StoreError",
+    "default_db_path",
+    "import_path",
+    "normalize_name",
+    "open_for_scan",
+    "open_store",
+    "parse",
+    "resolve_url",
+    "snapshot_dir",
+    "split_ecosystem",
+]
+
+
+def open_for_scan(db: str = "", *, quiet: bool = True) -> Store:
+    """The store a scan should read.
+
+    An explicit ``--db``/``HULLGUARD_DB`` must exist. Without one, the default file under the
+    cache directory is used, and on first use it is created from the bundled snapshot so that
+    the quick start works offline; if the cache directory is not writable the snapshot is
+    loaded into memory instead.
+    """
+    explicit = db or os.environ.get("HULLGUARD_DB", "")
+    url = resolve_url(db)
+    if is_postgres(url):
+        return open_store(url)
+    if explicit:
+        return open_store(url, create=False)
+    path = default_db_path()
+    if os.path.exists(path):
+        store = open_store(path, create=False)
+        if not store.is_empty():
+            return store
+    else:
+        try:
+            store = open_store(path)
+        except (StoreError, OSError):
+            store = SQLiteStore(":memory:")
+    if not quiet:
+        print(f"hullguard: no advisory database yet; loading the bundled snapshot into {store.url} "
+              "(run 'hullguard db update' for current data)", file=sys.stderr)
+    try:
+        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE)
+    except (OSError, StoreError):
+        with contextlib.suppress(Exception):
+            store.close()
+        store = SQLiteStore(":memory:")
+        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE)
+    return store
