@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +139,14 @@ def test_syft_cyclonedx_keeps_codename(syft_outputs: dict[str, bytes]) -> None:
     assert result.os is not None
     assert result.os.codename == "bookworm"
     assert _pkgs(result)["libssl3"].found_by == "dpkg-db-cataloger"
+
+
+@pytest.mark.parametrize("fmt", ["cyclonedx", "spdx"])
+def test_syft_input_renders_to_valid_documents(
+    syft_outputs: dict[str, bytes], fmt: str, cdx_validator: Any, spdx_validator: Any
+) -> None:
+    from hullguard.report import cyclonedx, spdx
+
+    result = read_sbom(syft_outputs[fmt], "syft.json")
+    assert not list(cdx_validator.iter_errors(json.loads(cyclonedx.render(result))))
+    assert not list(spdx_validator.iter_errors(json.loads(spdx.render(result))))

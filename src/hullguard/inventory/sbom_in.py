@@ -214,6 +214,11 @@ def _parse_purl(text: str) -> dict[str, Any] | None:
         return None
 
 
+def _qualifier(parsed: dict[str, Any], key: str) -> str:
+    qualifiers = parsed["qualifiers"]
+    return str(qualifiers.get(key, "")) if isinstance(qualifiers, dict) else ""
+
+
 def _ecosystem(parsed: dict[str, Any] | None, props: dict[str, str]) -> str:
     ours = props.get(OURS + "package:ecosystem", "")
     if ours:
@@ -250,7 +255,7 @@ def _version(parsed: dict[str, Any] | None, declared: str) -> str:
     if parsed is None:
         return ""
     version = str(parsed["version"])
-    epoch = parsed["qualifiers"].get("epoch", "")  # type: ignore[union-attr]
+    epoch = _qualifier(parsed, "epoch")
     if parsed["type"] == "rpm" and epoch and epoch != "0" and version:
         return f"{epoch}:{version}"
     return version
@@ -261,7 +266,7 @@ def _upstream(parsed: dict[str, Any] | None) -> tuple[str, str]:
     SRPM file name "openssl-3.0.7-24.el9.src.rpm" (rpm)."""
     if parsed is None:
         return "", ""
-    upstream = str(parsed["qualifiers"].get("upstream", ""))  # type: ignore[union-attr]
+    upstream = _qualifier(parsed, "upstream")
     if not upstream:
         return "", ""
     if upstream.endswith(".src.rpm"):
@@ -338,7 +343,7 @@ def _make_package(
     source_name, source_version = _source(parsed, props)
     arch = props.get(OURS + "package:arch", "")
     if not arch and parsed is not None:
-        arch = str(parsed["qualifiers"].get("arch", ""))  # type: ignore[union-attr]
+        arch = _qualifier(parsed, "arch")
     return Package(
         name=name,
         version=_version(parsed, declared_version),
@@ -362,7 +367,7 @@ def _os_from_distro(packages: list[Package]) -> OSInfo | None:
         parsed = _parse_purl(pkg.purl)
         if parsed is None:
             continue
-        distro = str(parsed["qualifiers"].get("distro", ""))  # type: ignore[union-attr]
+        distro = _qualifier(parsed, "distro")
         if not distro:
             continue
         m = _DISTRO.fullmatch(distro)
@@ -401,7 +406,7 @@ def _artifact(name: str, root_purl: str, root_version: str, props: dict[str, str
     if parsed is not None and parsed["type"] in _IMAGE_PURL_TYPES:
         if not manifest and _DIGEST.fullmatch(str(parsed["version"])):
             manifest = str(parsed["version"])
-        arch = arch or str(parsed["qualifiers"].get("arch", ""))  # type: ignore[union-attr]
+        arch = arch or _qualifier(parsed, "arch")
     if not manifest and _DIGEST.fullmatch(root_version):
         manifest = root_version
 
