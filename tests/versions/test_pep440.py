@@ -44,10 +44,7 @@ ASCENDING_SEGMENTS = [
     "1.2.rev33+123456",
 ]
 
-ASCENDING = (
-    ASCENDING_SEGMENTS
-    + ["1!" + v for v in ASCENDING_SEGMENTS]
-)
+ASCENDING = ASCENDING_SEGMENTS + ["1!" + v for v in ASCENDING_SEGMENTS]
 
 # PEP 440 "summary of permitted suffixes and relative ordering".
 PEP_EXAMPLE = [
@@ -120,8 +117,23 @@ def test_normalize(raw: str, normal: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "french toast", "1.0+", "1.0+_foo", "1.0+foo&asdf", "1.0.", "1..0", "1.0a1a1", "1.0-dev-post",
-     "1.0 1", "=1.0", "1.0++", "v", "1.0.post1.post2", "1.0+foo+bar"],
+    [
+        "",
+        "french toast",
+        "1.0+",
+        "1.0+_foo",
+        "1.0+foo&asdf",
+        "1.0.",
+        "1..0",
+        "1.0a1a1",
+        "1.0-dev-post",
+        "1.0 1",
+        "=1.0",
+        "1.0++",
+        "v",
+        "1.0.post1.post2",
+        "1.0+foo+bar",
+    ],
 )
 def test_invalid(bad: str) -> None:
     with pytest.raises(InvalidVersion):
@@ -146,8 +158,12 @@ pep440_strings = st.builds(
     st.lists(_num, min_size=1, max_size=4).map(".".join),
     st.one_of(
         st.just(""),
-        st.builds(lambda s, w, n: s + w + n, _sep, st.sampled_from(["a", "b", "rc", "c", "alpha", "beta", "pre",
-                                                                     "preview", "A", "RC"]), _num | st.just("")),
+        st.builds(
+            lambda s, w, n: s + w + n,
+            _sep,
+            st.sampled_from(["a", "b", "rc", "c", "alpha", "beta", "pre", "preview", "A", "RC"]),
+            _num | st.just(""),
+        ),
     ),
     st.one_of(
         st.just(""),

@@ -68,8 +68,17 @@ def test_gem_canonical_segments(version: str, segments: list[object]) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["junk", "1.0\n2.0", "1..2", "1.2 3.4", "an incorrect version", "2.3422222.222.222222222.22222.ads0as.dasd0.ddd2222.2.qd3e.",
-     "1.0.", "-1", "1.0+build"],
+    [
+        "junk",
+        "1.0\n2.0",
+        "1..2",
+        "1.2 3.4",
+        "an incorrect version",
+        "2.3422222.222.222222222.22222.ads0as.dasd0.ddd2222.2.qd3e.",  # CVE-2013-4287 regression shape
+        "1.0.",
+        "-1",
+        "1.0+build",
+    ],
 )
 def test_gem_invalid(bad: str) -> None:
     with pytest.raises(InvalidVersion):
@@ -171,8 +180,14 @@ def test_composer_normalize(raw: str, normal: str) -> None:
 
 @pytest.mark.parametrize(
     ("a", "op", "b"),
-    [("1.0", "=", "1.0.0.0"), ("1.0.0-alpha", "=", "1.0.0-a"), ("1.0.0-beta", "<", "1.0.0-b0"),
-     ("1.0-RC1", "=", "1.0.0.0-rc1"), ("1.0.0-RC1-dev", "<", "1.0.0-RC1"), ("1.10.0", ">", "1.9.9")],
+    [
+        ("1.0", "=", "1.0.0.0"),
+        ("1.0.0-alpha", "=", "1.0.0-a"),
+        ("1.0.0-beta", "<", "1.0.0-b0"),
+        ("1.0-RC1", "=", "1.0.0.0-rc1"),
+        ("1.0.0-RC1-dev", "<", "1.0.0-RC1"),
+        ("1.10.0", ">", "1.9.9"),
+    ],
 )
 def test_composer_relations(a: str, op: str, b: str) -> None:
     assert_relation(COMPOSER, a, op, b)

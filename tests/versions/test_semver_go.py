@@ -55,8 +55,22 @@ def test_more(a: str, op: str, b: str) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["1", "1.2", "01.0.0", "1.02.0", "1.0.0-01", "1.0.0-", "1.0.0+", "1.0.0-a..b", "v1.0.0", " 1.0.0", "1.0.0.0",
-     "1.0.0-a_b", "a.b.c", ""],
+    [
+        "1",
+        "1.2",
+        "01.0.0",
+        "1.02.0",
+        "1.0.0-01",
+        "1.0.0-",
+        "1.0.0+",
+        "1.0.0-a..b",
+        "v1.0.0",
+        " 1.0.0",
+        "1.0.0.0",
+        "1.0.0-a_b",
+        "a.b.c",
+        "",
+    ],
 )
 def test_strict_invalid(bad: str) -> None:
     with pytest.raises(InvalidVersion):

@@ -70,9 +70,7 @@ class BaseComparator:
         if not isinstance(version, str):
             raise InvalidVersion(f"{self.name}: version must be a str, not {type(version).__name__}")
         if len(version) > MAX_VERSION_LENGTH:
-            raise InvalidVersion(
-                f"{self.name}: version is {len(version)} characters long (limit {MAX_VERSION_LENGTH})"
-            )
+            raise InvalidVersion(f"{self.name}: version is {len(version)} characters long (limit {MAX_VERSION_LENGTH})")
         return self._cached(version)
 
     def compare(self, a: str, b: str) -> int:

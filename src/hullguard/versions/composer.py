@@ -27,12 +27,30 @@ _MODIFIER = r"[._-]?(?:(stable|beta|b|rc|alpha|a|patch|pl|p)((?:[.-]?[0-9]+)*+)?
 _CLASSIC = re.compile(r"v?([0-9]{1,5})(\.[0-9]+)?(\.[0-9]+)?(\.[0-9]+)?" + _MODIFIER + r"\Z", re.IGNORECASE)
 _DATE = re.compile(r"v?([0-9]{4}(?:[.:-]?[0-9]{2}){1,6}(?:[.:-]?[0-9]{1,3}){0,2})" + _MODIFIER + r"\Z", re.IGNORECASE)
 
-_EXPAND = {"a": "alpha", "alpha": "alpha", "b": "beta", "beta": "beta", "rc": "RC", "p": "patch", "pl": "patch",
-           "patch": "patch"}
+_EXPAND = {
+    "a": "alpha",
+    "alpha": "alpha",
+    "b": "beta",
+    "beta": "beta",
+    "rc": "RC",
+    "p": "patch",
+    "pl": "patch",
+    "patch": "patch",
+}
 
 # PHP's special version forms, matched by prefix in this order.
-_SPECIAL = (("dev", 0), ("alpha", 1), ("a", 1), ("beta", 2), ("b", 2), ("RC", 3), ("rc", 3), ("#", 4),
-            ("pl", 5), ("p", 5))
+_SPECIAL = (
+    ("dev", 0),
+    ("alpha", 1),
+    ("a", 1),
+    ("beta", 2),
+    ("b", 2),
+    ("RC", 3),
+    ("rc", 3),
+    ("#", 4),
+    ("pl", 5),
+    ("p", 5),
+)
 _NUMBER_ORDER = 4
 _END = (_NUMBER_ORDER, -1)
 

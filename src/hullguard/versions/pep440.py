@@ -87,9 +87,7 @@ def parse_version(version: str) -> Parsed:
     dev = int(g["dev_n"] or 0) if g["dev_l"] else None
     local = None
     if g["local"]:
-        local = tuple(
-            int(seg) if seg.isdigit() else seg for seg in re.split(r"[-_.]", g["local"].lower())
-        )
+        local = tuple(int(seg) if seg.isdigit() else seg for seg in re.split(r"[-_.]", g["local"].lower()))
     return Parsed(
         epoch=int(g["epoch"] or 0),
         release=tuple(int(n) for n in g["release"].split(".")),

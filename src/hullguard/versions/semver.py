@@ -53,9 +53,7 @@ def _build_key(build: str | None) -> tuple[object, ...]:
     return (identifiers_key(build, allow_leading_zero=True),)
 
 
-def make_parse(
-    name: str, *, loose_prefix: bool, compare_build: bool
-) -> Callable[[str], tuple[object, ...]]:
+def make_parse(name: str, *, loose_prefix: bool, compare_build: bool) -> Callable[[str], tuple[object, ...]]:
     def parse(version: str) -> tuple[object, ...]:
         s = version
         if loose_prefix:
