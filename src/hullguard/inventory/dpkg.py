@@ -25,10 +25,13 @@ _COPYRIGHT = "/copyright"
 
 # One match per field (its name, and its value with continuation lines: those starting with a
 # space or tab) or per blank line, which ends a paragraph. Policy lets parsers treat
-# whitespace-only lines as blank too. Names are matched against lower-cased text because Policy
-# makes them case-insensitive; any printable ASCII but ':' may appear, not '#' or '-' first.
+# whitespace-only lines as blank too. Names are case-insensitive and may hold any printable
+# ASCII but ':', not starting with '#' or '-'. The patterns work on bytes, where IGNORECASE folds
+# ASCII only, and each match starts at the newline before its line rather than at "^": a literal
+# first character lets the engine jump from line to line instead of trying every offset, which
+# makes the status file about three times faster.
 _ANY_FIELD = re.compile(
-    r"^(?:([!\"$-,.-9;-~][!-9;-~]*):[ \t]*([^\n]*(?:\n[ \t]+[^ \t\n][^\n]*)*)|[ \t]*(?=\n|\Z))", re.MULTILINE
+    rb"\n(?:([!\"$-,.-9;-~][!-9;-~]*):[ \t]*([^\n]*(?:\n[ \t]+[^ \t\n][^\n]*)*)|[ \t]*(?=\n|\Z))", re.IGNORECASE
 )
 # The status file is the hot path: naming only the fields we use lets the regex engine skip the
 # long Description and Conffiles values instead of capturing them.
@@ -45,13 +48,13 @@ _STATUS_FIELDS = (
     "provides",
 )
 _STATUS_FIELD = re.compile(
-    r"^(?:(" + "|".join(_STATUS_FIELDS) + r"):[ \t]*([^\n]*(?:\n[ \t]+[^ \t\n][^\n]*)*)|[ \t]*(?=\n|\Z))",
-    re.MULTILINE,
+    rb"\n(?:(" + "|".join(_STATUS_FIELDS).encode() + rb"):[ \t]*([^\n]*(?:\n[ \t]+[^ \t\n][^\n]*)*)|[ \t]*(?=\n|\Z))",
+    re.IGNORECASE,
 )
+_FIELD_NAMES = {name.encode(): name for name in _STATUS_FIELDS}
 # A relation's name ends where its ":arch" qualifier, "(version)", "[arch list]" or
 # "<build profile>" begins; each alternative starts the field or follows ',' or '|'.
 _RELATION_NAME = re.compile(r"(?:^|[,|])\s*([^\s,|(\[<:]+)")
-_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 _VERSION_IN_PARENS = re.compile(r"\(([^)]*)\)")
 _COMMON_LICENSES = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9][A-Za-z0-9.+_\-]*)")
 _LICENSE_SPLIT = re.compile(r"(?:\s*,)?\s+(?:or|and)\s+|\s*,\s*", re.IGNORECASE)
@@ -64,29 +67,29 @@ _LICENSE_SPLIT = re.compile(r"(?:\s*,)?\s+(?:or|and)\s+|\s*,\s*", re.IGNORECASE)
 PRESENT_STATES = frozenset({"installed", "triggers-pending", "triggers-awaited", "half-configured", "unpacked"})
 
 
-def parse_paragraphs(text: str, _pattern: re.Pattern[str] = _ANY_FIELD) -> list[dict[str, str]]:
+def parse_paragraphs(text: str | bytes, _pattern: re.Pattern[bytes] = _ANY_FIELD) -> list[dict[str, str]]:
     """Split deb822 text into paragraphs of {lower-cased field name: raw value}.
 
     Values keep their continuation lines (joined by newlines, leading whitespace kept) so that
     callers can treat a field as folded or multiline as Policy says for that field. The first
     occurrence of a duplicated field wins: Policy forbids duplicates and dpkg refuses them.
     """
-    text = text.replace("\r\n", "\n")
-    low = text.lower()
-    if len(low) != len(text):
-        # A few non-ASCII letters grow when lower-cased ("İ"); positions must line up.
-        low = text.translate(_ASCII_LOWER)
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    # The leading newline lets the first line match like every other line.
+    data = b"\n" + data.replace(b"\r\n", b"\n")
+    names = _FIELD_NAMES
     out: list[dict[str, str]] = []
     fields: dict[str, str] = {}
-    for m in _pattern.finditer(low):
-        name = m.group(1)
-        if name is None:
+    for raw_name, value in _pattern.findall(data):
+        if not raw_name:
             if fields:
                 out.append(fields)
                 fields = {}
-        elif name not in fields:
-            start, end = m.span(2)
-            fields[name] = text[start:end]
+            continue
+        raw_name = raw_name.lower()
+        name = names.get(raw_name) or raw_name.decode("ascii")
+        if name not in fields:
+            fields[name] = value.decode("utf-8", "replace")
     if fields:
         out.append(fields)
     return out
@@ -168,11 +171,11 @@ def package_from_paragraph(fields: dict[str, str], path: str) -> Package | None:
     )
 
 
-def parse_status(text: str, path: str) -> list[Package]:
+def parse_status(data: bytes, path: str) -> list[Package]:
     """Packages present according to a dpkg status file (or one status.d entry)."""
-    paragraphs = parse_paragraphs(text, _STATUS_FIELD)
+    paragraphs = parse_paragraphs(data, _STATUS_FIELD)
     if not paragraphs:
-        if text.strip():
+        if data.strip():
             raise AnalyzerError(f"{path}: not a deb822 control file")
         return []
     packages: list[Package] = []
@@ -251,11 +254,11 @@ class DpkgAnalyzer(Analyzer):
 
     def analyze(self, info: FileInfo, data: bytes) -> Iterable[Fact]:
         path = info.path
-        text = data.decode("utf-8", errors="replace")
         if path == STATUS_PATH or path.startswith(_STATUS_D):
-            if "\x00" in text:
+            if b"\x00" in data:
                 raise AnalyzerError(f"{path}: binary data in a dpkg database file")
-            return parse_status(text, path)
+            return parse_status(data, path)
+        text = data.decode("utf-8", errors="replace")
         if path.startswith(_INFO):
             name = _strip_arch(path[len(_INFO) : -len(".list")])
             files = parse_list(text)
