@@ -322,8 +322,12 @@ def test_release_files(path: str, text: str, expected: tuple[str, str, str]) -> 
     assert info.name == text.strip().splitlines()[0].strip()
 
 
-def test_system_release_of_unknown_distro_gives_nothing() -> None:
+def test_release_file_of_unknown_distro_gives_nothing() -> None:
     assert analyze("etc/system-release", "Some Home-made OS 1.0\n") == []
+    # A RHEL rebuild we do not know is not RHEL, whatever the file is called.
+    assert analyze("etc/redhat-release", "EuroLinux release 9.3 (Minsk)\n") == []
+    # Files named after one distro still say which one when the text is unfamiliar.
+    assert one("etc/rocky-release", "Rocky release 9.4\n").family == "rocky"
 
 
 def test_empty_release_file_gives_nothing() -> None:

@@ -18,9 +18,10 @@ OS_RELEASE_PATHS = ("etc/os-release", "usr/lib/os-release")
 
 # Release files whose first line reads like "<Distro> release <version> (<codename>)". The family
 # given here is only a fallback: redhat-release and system-release are copies of (or links to) the
-# real distro's file, so the text decides whenever it names a known distro.
+# real distro's file, so the text decides whenever it names a known distro, and an unknown
+# rebuild's redhat-release must not pass for RHEL.
 _RELEASE_FILES: dict[str, str] = {
-    "etc/redhat-release": "rhel",
+    "etc/redhat-release": "",
     "etc/centos-release": "centos",
     "etc/rocky-release": "rocky",
     "etc/almalinux-release": "almalinux",
