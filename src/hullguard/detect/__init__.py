@@ -1,0 +1,1 @@
+"""Detectors: judge an inventory (packages, files, configuration) and produce findings."""
