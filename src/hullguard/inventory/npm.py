@@ -129,14 +129,28 @@ def package_url(name: str, version: str) -> str:
     return purl.build(ECOSYSTEM, name, version)
 
 
-def _keys(value: Any) -> list[str]:
-    return [k for k in value if isinstance(k, str)] if isinstance(value, dict) else []
+def _dependency_names(value: Any) -> list[str]:
+    """Names in a name -> range mapping, seeing through aliases (``"old": "npm:real@^1"``, or
+    pnpm's resolved ``"old": "real@1.0.0"``) so that they name the package that is installed."""
+    if not isinstance(value, dict):
+        return []
+    names: list[str] = []
+    for name, spec in value.items():
+        if not isinstance(name, str):
+            continue
+        if isinstance(spec, str):
+            spec = spec.split("(", 1)[0].removeprefix("/").removeprefix("npm:")
+            real, version = _split_spec(spec)
+            if version and real and not real.startswith(".") and ":" not in real:
+                name = real
+        names.append(name)
+    return names
 
 
 def _requires(entry: dict[str, Any], *fields: str) -> list[str]:
     names: list[str] = []
     for field in fields:
-        names.extend(_keys(entry.get(field)))
+        names.extend(_dependency_names(entry.get(field)))
     return names
 
 
@@ -183,7 +197,7 @@ def _analyze_manifest(data: bytes) -> list[Fact]:
     out.add(
         manifest.name,
         manifest.version,
-        requires=[*_keys(manifest.dependencies), *_keys(manifest.optionalDependencies)],
+        requires=[*_dependency_names(manifest.dependencies), *_dependency_names(manifest.optionalDependencies)],
         licenses=_manifest_licenses(manifest),
         private=manifest.private is True,
     )
@@ -204,7 +218,7 @@ def _lock_v1(dependencies: dict[str, Any], out: _Collector) -> None:
             if isinstance(version, str) and version.startswith("npm:"):
                 # An alias: the entry is installed under `name` but is the release named here.
                 name, version = _split_spec(version[4:])
-            out.add(name, version, requires=_keys(entry.get("requires")), dev=entry.get("dev") is True)
+            out.add(name, version, requires=_requires(entry, "requires"), dev=entry.get("dev") is True)
             nested = entry.get("dependencies")
             if isinstance(nested, dict):
                 stack.append(nested)
