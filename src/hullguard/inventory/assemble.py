@@ -24,11 +24,16 @@ def pick_os(squashed: Squashed) -> OSInfo | None:
     candidates = [(path, info) for path, facts in squashed.files.items() for info in facts.os]
     if not candidates:
         return None
-    try:
-        from hullguard.inventory.os_release import pick_os as choose
-    except ImportError:  # pragma: no cover
-        return candidates[0][1]
-    return choose(candidates)
+    from hullguard.inventory.os_release import pick_os as choose
+
+    chosen = choose(candidates)
+    # Distroless images keep one dpkg control file per package in status.d and no status file;
+    # some of them ship a plain Debian os-release that does not say so.
+    if chosen and not chosen.distroless and "var/lib/dpkg/status" not in squashed.files and any(
+            p.startswith("var/lib/dpkg/status.d/") for p in squashed.files):
+        chosen = OSInfo(**{f: getattr(chosen, f) for f in chosen.__struct_fields__})
+        chosen.distroless = True
+    return chosen
 
 
 def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) -> tuple[list[Package], list[Finding]]:
@@ -46,13 +51,13 @@ def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) ->
         return layers[index].digest if 0 <= index < len(layers) else ""
 
     packages: list[Package] = []
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, str, str, str, str]] = set()
     for path in sorted(squashed.files):
         facts = squashed.files[path]
         origin = squashed.origin.get(path, {})
         default_layer = squashed.layer_of.get(path, -1)
         for pkg in facts.packages:
-            key = (pkg.ecosystem, pkg.name, pkg.version, path)
+            key = (pkg.ecosystem, pkg.name, pkg.version, pkg.arch, path)
             if key in seen:
                 continue
             seen.add(key)
@@ -84,10 +89,8 @@ def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) ->
 
 def _purl(pkg: Package, os_info: OSInfo | None) -> str:
     if pkg.ecosystem in OS_ECOSYSTEMS:
-        try:
-            from hullguard.inventory.ospurl import os_package_purl
-        except ImportError:  # pragma: no cover
-            return ""
+        from hullguard.inventory.ospurl import os_package_purl
+
         return os_package_purl(pkg, os_info)
     ptype = {"golang": "golang", "cargo": "cargo", "gem": "gem", "nuget": "nuget", "composer": "composer",
              "maven": "maven", "npm": "npm", "pypi": "pypi"}.get(pkg.ecosystem, pkg.ecosystem)
