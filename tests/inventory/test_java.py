@@ -119,7 +119,21 @@ def test_bundle_fields_and_placeholders() -> None:
         b"Bundle-Version: 1.4.2\n"
     )
     [pkg] = analyze(make_zip({"META-INF/MANIFEST.MF": manifest}), "opt/core.jar")
-    assert (pkg.name, pkg.version) == ("core", "1.4.2")
+    assert (pkg.name, pkg.version) == ("org.example:core", "1.4.2")
+
+
+def test_group_guessed_from_osgi_name() -> None:
+    manifest = b"Manifest-Version: 1.0\nBundle-SymbolicName: com.google.inject\nBundle-Version: 4.2.3\n"
+    [pkg] = analyze(make_zip({"META-INF/MANIFEST.MF": manifest}), "usr/share/java/guice.jar")
+    assert pkg.purl == "pkg:maven/com.google.inject/guice@4.2.3"
+    assert pkg.metadata["group_id_guessed"] is True
+    manifest = b"Automatic-Module-Name: org.slf4j.slf4j-api\nImplementation-Version: 1.7.36\n"
+    [pkg] = analyze(make_zip({"META-INF/MANIFEST.MF": manifest}), "slf4j-api.jar")
+    assert pkg.name == "org.slf4j:slf4j-api"
+    # Not reverse-domain: no guess.
+    manifest = b"Bundle-SymbolicName: mylib\nBundle-Version: 1\n"
+    [pkg] = analyze(make_zip({"META-INF/MANIFEST.MF": manifest}), "mylib.jar")
+    assert pkg.name == "mylib" and "group_id_guessed" not in pkg.metadata
 
 
 def test_file_name_fallback() -> None:
@@ -185,8 +199,8 @@ def test_single_foreign_pom_when_manifest_names_another_artifact() -> None:
     data = make_zip({"META-INF/MANIFEST.MF": manifest, **pom_props("cglib", "cglib", "3.2.12")})
     pkgs = by_name(analyze(data, "usr/share/java/guice.jar"))
     assert pkgs["cglib:cglib"].metadata["embedded"] is True
-    assert pkgs["guice"].version == "4.2.3"
-    assert "sha1" in pkgs["guice"].metadata
+    assert pkgs["com.google.inject:guice"].version == "4.2.3"
+    assert "sha1" in pkgs["com.google.inject:guice"].metadata
 
 
 def test_several_poms_none_matching_and_manifest_decides() -> None:

@@ -184,7 +184,7 @@ class _PomLicenseReader:
             self.current = {}
 
     def _chars(self, data: str) -> None:
-        if len(self.stack) == 4 and sum(map(len, self.text)) < 4096:
+        if len(self.stack) == 4 and self.stack[1] == "licenses" and len(self.text) < 256:
             self.text.append(data)
 
     def _end(self, _name: str) -> None:
@@ -319,6 +319,21 @@ def _choose_main(poms: list[PomProperties], name: str, manifest: dict[str, str])
         return poms[0] if _manifest_says(poms[0], manifest) is not False else None
     agreed = [p for p in poms if _manifest_says(p, manifest)]
     return agreed[0] if len(agreed) == 1 else None
+
+
+_DOMAIN_PREFIXES = ("com.", "org.", "net.", "io.", "javax.", "jakarta.", "dev.", "edu.", "ch.", "de.")
+
+
+def _guess_group(manifest: dict[str, str], artifact: str) -> str:
+    """A groupId from the OSGi or JPMS name, which by convention starts with the group
+    (com.google.inject for guice). Only reverse-domain names are trusted."""
+    for key in ("bundle-symbolicname", "automatic-module-name"):
+        value = manifest.get(key, "").split(";", 1)[0].strip()
+        if value.startswith(_DOMAIN_PREFIXES) and _GROUP_LIKE.match(value):
+            head, _, last = value.rpartition(".")
+            # org.slf4j.slf4j-api names the artifact in its last segment; drop it.
+            return head if _norm(last) == _norm(artifact) else value
+    return ""
 
 
 def _clean(value: str) -> str:
@@ -478,8 +493,10 @@ class JavaAnalyzer(Analyzer):
         entry = pom_xml.get(pom.path[: -len("pom.properties")])
         if entry is None:
             return []
+        # Most poms declare no licences; skip the XML parse for them. (A UTF-16 pom would be
+        # missed here, which costs a licence, never a package.)
         raw = self._read(zf, entry, MAX_METADATA_SIZE, budget)
-        return pom_licenses(raw) if raw is not None else []
+        return pom_licenses(raw) if raw is not None and b"licenses" in raw else []
 
     def _from_manifest(
         self,
@@ -501,7 +518,11 @@ class JavaAnalyzer(Analyzer):
         version = version or name_version
         if not artifact or not version:
             return None
-        vendor_id = manifest.get("implementation-vendor-id", "")
-        group = vendor_id if _GROUP_LIKE.match(vendor_id) else ""
         meta = {**meta, "source": "manifest" if manifest else "file name"}
+        group = manifest.get("implementation-vendor-id", "")
+        if not _GROUP_LIKE.match(group):
+            group = _guess_group(manifest, artifact)
+            if group:
+                # Kept apart so matching can weigh a guessed namespace less than a declared one.
+                meta["group_id_guessed"] = True
         return _maven_package(group, artifact, version, meta, licenses, self.name)
