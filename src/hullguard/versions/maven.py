@@ -153,6 +153,11 @@ def _item(is_digit: bool, text: str) -> Item:
     return int(text) if is_digit else _word(text, False)
 
 
+# Every "-" and digit/letter switch nests one list deeper, and comparison
+# recurses through the nesting; real versions stay in single digits.
+MAX_DEPTH = 100
+
+
 def parse_items(version: str) -> MavenList:
     v = version.lower()
     root = MavenList()
@@ -191,6 +196,8 @@ def parse_items(version: str) -> MavenList:
             is_digit = False
     if len(v) > start:
         current.append(_item(is_digit, v[start:]))
+    if len(stack) > MAX_DEPTH:
+        raise invalid(NAME, version, f"nested more than {MAX_DEPTH} levels deep")
     for lst in reversed(stack):
         lst.normalize()
     return root
