@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,20 +236,24 @@ def push_image(
     creds: str | None = None,
     timeout: float = 600.0,
 ) -> str:
-    """Copy an image into the registry with skopeo; returns the pushed reference.
+    """Copy an image into the registry with skopeo; returns the pushed manifest digest.
 
     ``source`` is an OCI layout dir (``oci``, optionally ``dir:tag``), or an archive path
-    with ``source_transport`` ``docker-archive``/``oci-archive``.
+    with ``source_transport`` ``docker-archive``/``oci-archive``. Pull it back by tag
+    with ``registry.ref(repo_tag)`` or by digest with ``f"{registry.host}/{repo}@{digest}"``.
     """
     if shutil.which("skopeo") is None:
         raise RegistryStartError("skopeo is not installed")
     dest = f"docker://{registry.ref(repo_tag)}"
-    cmd = ["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]
-    creds = creds or registry.creds
-    if creds:
-        cmd += ["--dest-creds", creds]
-    cmd += [f"{source_transport}:{source}", dest]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"skopeo copy failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    return registry.ref(repo_tag)
+    with tempfile.TemporaryDirectory(prefix="hg-push-") as tmp:
+        digest_file = Path(tmp) / "digest"
+        cmd = ["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false"]
+        cmd += ["--digestfile", str(digest_file)]
+        creds = creds or registry.creds
+        if creds:
+            cmd += ["--dest-creds", creds]
+        cmd += [f"{source_transport}:{source}", dest]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"skopeo copy failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        return digest_file.read_text().strip()

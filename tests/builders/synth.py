@@ -28,12 +28,14 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tests.builders.image import (
+    DOCKER_CONFIG,
     DOCKER_MANIFEST,
+    OCI_MANIFEST,
     History,
     ImageSpec,
     LayerBlob,
@@ -343,9 +345,11 @@ class SynthImage:
     layer_digests: list[str]  # of the stored blobs (compressed, possibly tampered)
     diff_ids: list[str]  # true digests of the uncompressed layer tars
     layer_sizes: list[int]
-    manifest_digest: str | None  # None for docker formats, which have no manifest digest
+    manifest_digest: str | None  # first platform's; None for docker formats, which have none
     config_digest: str
     tamper: tuple[str, ...] = ()
+    manifest_digests: list[str] = field(default_factory=list)  # one per platform (OCI formats)
+    index_digest: str | None = None  # the nested image index, when several platforms
 
     def blob_path(self, digest: str) -> Path:
         """Where an OCI layout keeps a blob (the ``oci`` format only)."""
@@ -383,6 +387,7 @@ def build_synth(
     tamper_layer: int = -1,
     config: dict[str, Any] | None = None,
     platform: str = "linux/amd64",
+    platforms: Sequence[str] | None = None,
     repo_tag: str | None = "synth/test:latest",
     bomb_size: int = 1 << 30,
     manifest_media_type: str | None = None,
@@ -391,7 +396,10 @@ def build_synth(
     """Build a synthetic image and report its digests. ``fmt``: oci, oci-archive, docker, docker-legacy.
 
     ``compress`` applies to OCI blobs and, for docker formats, to the stored layer
-    files (``none`` is what ``docker save`` writes).
+    files (``none`` is what ``docker save`` writes). ``platforms`` (OCI formats only),
+    e.g. ``["linux/amd64", "linux/arm64/v8"]``, writes an image index with one manifest
+    per platform over the same layers; tampering then hits the first one. ``out``
+    defaults to a fresh temp dir the caller owns (prefer passing ``tmp_path / ...``).
     """
     if fmt not in ("oci", "oci-archive", "docker", "docker-legacy"):
         raise ValueError(f"unknown fmt {fmt!r}")
@@ -399,67 +407,78 @@ def build_synth(
     for t in tampers:
         if t not in TAMPERS:
             raise ValueError(f"unknown tamper {t!r}; known: {', '.join(TAMPERS)}")
+    if tampers and not layers:
+        raise ValueError("tampering needs at least one layer")
+    plats = list(platforms or [platform])
+    if len(plats) > 1 and fmt.startswith("docker"):
+        raise ValueError("docker archives hold one platform; use fmt='oci' for an index")
     if out is None:
         out = Path(tempfile.mkdtemp(prefix="hg-synth-")) / ("image" if fmt == "oci" else "image.tar")
     out.parent.mkdir(parents=True, exist_ok=True)
     # Beside the output so blobs can be hard-linked into the layout instead of copied.
     work = Path(tempfile.mkdtemp(prefix=".synth-work-", dir=out.parent))
     try:
-        return _build(
-            layers,
-            fmt,
-            compress,
-            history,
+        blobs = [_entries_layer(entries, work, compress, tar_format) for entries in layers]
+        ti = tamper_layer % len(blobs) if blobs else 0
+        if "gzip-bomb" in tampers:
+            blobs[ti] = write_gzip_bomb(work / "bomb.gz", bomb_size)
+        if "truncated-gzip" in tampers:
+            blobs[ti] = _truncate(blobs[ti], work)
+        true_diff_ids = [b.diff_id for b in blobs]
+        hist = _as_history(history, len(blobs))
+        specs = [
+            _spec(blobs, hist, p, config, manifest_media_type, tampers if i == 0 else (), ti)
+            for i, p in enumerate(plats)
+        ]
+        common = {
+            "fmt": fmt,
+            "layer_digests": [b.digest for b in blobs],
+            "diff_ids": true_diff_ids,
+            "layer_sizes": [b.size for b in blobs],
+            "tamper": tampers,
+        }
+        if fmt.startswith("docker"):
+            config_digest = _docker(out, specs[0], work, compress, repo_tag, fmt, tampers, ti)
+            return SynthImage(out, manifest_digest=None, config_digest=config_digest, **common)
+        layout = out if fmt == "oci" else work / "layout"
+        written = write_oci_layout(layout, specs, ref=(repo_tag or "latest").rsplit(":", 1)[-1])
+        _post_tamper(layout, written[0], tampers, ti)
+        index_digest = None
+        if len(written) > 1:
+            index_digest = json.loads((layout / "index.json").read_bytes())["manifests"][0]["digest"]
+        if fmt == "oci-archive":
+            tar_directory(layout, out)
+        return SynthImage(
             out,
-            tampers,
-            tamper_layer,
-            config,
-            platform,
-            repo_tag,
-            bomb_size,
-            manifest_media_type,
-            tar_format,
-            work,
+            manifest_digest=written[0].manifest_digest,
+            config_digest=written[0].config_digest,
+            manifest_digests=[w.manifest_digest for w in written],
+            index_digest=index_digest,
+            **common,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _build(
-    layers: Sequence[Sequence[Entry]],
-    fmt: str,
-    compress: str,
-    history: Sequence[str | History] | None,
-    out: Path,
-    tampers: tuple[str, ...],
-    tamper_layer: int,
-    config: dict[str, Any] | None,
+def _entries_layer(entries: Sequence[Entry], work: Path, compress: str, tar_format: int) -> LayerBlob:
+    def fill(tf: tarfile.TarFile) -> None:
+        for e in entries:
+            add_entry(tf, e)
+
+    return write_layer(fill, work, compress, tar_format)
+
+
+def _spec(
+    blobs: list[LayerBlob],
+    history: list[History],
     platform: str,
-    repo_tag: str | None,
-    bomb_size: int,
+    config: dict[str, Any] | None,
     manifest_media_type: str | None,
-    tar_format: int,
-    work: Path,
-) -> SynthImage:
-    blobs: list[LayerBlob] = []
-    for entries in layers:
-
-        def fill(tf: tarfile.TarFile, entries: Sequence[Entry] = entries) -> None:
-            for e in entries:
-                add_entry(tf, e)
-
-        blobs.append(write_layer(fill, work, compress, tar_format))
-    if tampers and not blobs:
-        raise ValueError("tampering needs at least one layer")
-    ti = tamper_layer % len(blobs) if blobs else 0
-    if "gzip-bomb" in tampers:
-        blobs[ti] = write_gzip_bomb(work / "bomb.gz", bomb_size)
-    if "truncated-gzip" in tampers:
-        blobs[ti] = _truncate(blobs[ti], work)
-    true_diff_ids = [b.diff_id for b in blobs]
-
-    os_, _, arch = platform.partition("/")
-    arch, _, variant = arch.partition("/")
+    tampers: tuple[str, ...],
+    ti: int,
+) -> ImageSpec:
+    os_, _, rest = platform.partition("/")
+    arch, _, variant = rest.partition("/")
 
     def config_hook(cfg: dict[str, Any]) -> None:
         if "wrong-diff-id" in tampers:
@@ -474,65 +493,51 @@ def _build(
             m["mediaType"] = UNKNOWN_MANIFEST_TYPE
 
     spec = ImageSpec(
-        blobs,
-        _as_history(history, len(blobs)),
-        os=os_,
+        list(blobs),
+        history,
+        os=os_ or "linux",
         architecture=arch or "amd64",
         variant=variant or None,
         config=config or {},
-        manifest_media_type=manifest_media_type or ImageSpec.manifest_media_type,
+        manifest_media_type=manifest_media_type or OCI_MANIFEST,
         config_hook=config_hook,
         manifest_hook=manifest_hook,
     )
     if manifest_media_type == DOCKER_MANIFEST:
-        spec.config_media_type = "application/vnd.docker.container.image.v1+json"
+        spec.config_media_type = DOCKER_CONFIG
+    return spec
 
-    if fmt in ("docker", "docker-legacy"):
-        skip = [ti] if "missing-blob" in tampers else []
-        if "wrong-layer-digest" in tampers:
-            # A docker archive names layers by digest only in the 25+ layout; damage the data.
-            p = work / "damaged.tar"
-            src = blobs[ti].blob if compress != "none" else blobs[ti].tar
-            data = bytearray(src.read_bytes())
-            data[len(data) // 2] ^= 0xFF
-            p.write_bytes(bytes(data))
-            blobs[ti] = replace(blobs[ti], blob=p, tar=p)
-            spec.layers = blobs
-        write_docker_archive(
-            out,
-            spec,
-            repo_tag,
-            legacy=fmt == "docker-legacy",
-            skip_layers=skip,
-            compressed_layers=compress != "none",
-        )
-        cfg = spec.config_json()
-        return SynthImage(
-            out,
-            fmt,
-            [b.digest for b in blobs],
-            true_diff_ids,
-            [b.size for b in blobs],
-            None,
-            "sha256:" + hashlib.sha256(cfg).hexdigest(),
-            tampers,
-        )
 
-    layout = out if fmt == "oci" else work / "layout"
-    [w] = write_oci_layout(layout, [spec], ref=(repo_tag or "latest").rsplit(":", 1)[-1])
-    _post_tamper(layout, w, tampers, ti)
-    if fmt == "oci-archive":
-        tar_directory(layout, out)
-    return SynthImage(
+def _docker(
+    out: Path,
+    spec: ImageSpec,
+    work: Path,
+    compress: str,
+    repo_tag: str | None,
+    fmt: str,
+    tampers: tuple[str, ...],
+    ti: int,
+) -> str:
+    skip = [ti] if "missing-blob" in tampers else []
+    if "wrong-layer-digest" in tampers:
+        # Docker archives have no per-blob digest to contradict (except the 25+ layout's
+        # names), so damage the data: it then disagrees with the config's diff id.
+        ly = spec.layers[ti]
+        src = ly.blob if compress != "none" else ly.tar
+        data = bytearray(src.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        p = work / "damaged.tar"
+        p.write_bytes(bytes(data))
+        spec.layers[ti] = replace(ly, blob=p, tar=p)
+    write_docker_archive(
         out,
-        fmt,
-        [b.digest for b in blobs],
-        true_diff_ids,
-        [b.size for b in blobs],
-        w.manifest_digest,
-        w.config_digest,
-        tampers,
+        spec,
+        repo_tag,
+        legacy=fmt == "docker-legacy",
+        skip_layers=skip,
+        compressed_layers=compress != "none",
     )
+    return "sha256:" + hashlib.sha256(spec.config_json()).hexdigest()
 
 
 def _post_tamper(layout: Path, w: WrittenImage, tampers: tuple[str, ...], ti: int) -> None:

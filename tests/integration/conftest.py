@@ -106,9 +106,10 @@ PushFn = Callable[..., str]
 
 @pytest.fixture(scope="session")
 def push_image() -> PushFn:
-    """``push_image(registry, oci_dir_or_ref, "repo:tag", creds=None, source_transport="oci")``.
+    """``push_image(registry, oci_dir_or_ref, "repo:tag", creds=None, source_transport="oci") -> digest``.
 
-    Uses skopeo and the registry's own credentials unless ``creds`` is given.
+    Uses skopeo and the registry's own credentials unless ``creds`` is given; returns
+    the manifest digest the registry stored.
     """
     require_tools("skopeo")
     return registry_mod.push_image

@@ -148,6 +148,19 @@ def test_synth_docker_archive_structure(tmp_path: Path, fmt: str) -> None:
             assert "index.json" in tf.getnames() and "oci-layout" in tf.getnames()
 
 
+def test_synth_multi_platform_index(tmp_path: Path) -> None:
+    img = build_synth(LAYERS, "oci", out=tmp_path / "img", platforms=["linux/amd64", "linux/arm64/v8"])
+    assert verify_oci_layout(img.path) == []
+    [top] = read_json(img.path / "index.json")["manifests"]
+    assert top["mediaType"] == image_mod.OCI_INDEX and top["digest"] == img.index_digest
+    nested = read_json(blob(img.path, top["digest"]))
+    assert [m["digest"] for m in nested["manifests"]] == img.manifest_digests
+    assert nested["manifests"][1]["platform"] == {"architecture": "arm64", "os": "linux", "variant": "v8"}
+    require_tools("skopeo")
+    arm = json.loads(run(["skopeo", "inspect", "--override-arch", "arm64", f"oci:{img.path}:latest"]).stdout)
+    assert arm["Architecture"] == "arm64" and arm["Layers"] == img.layer_digests
+
+
 # --------------------------------------------------------------------------- synthetic: hostile
 
 
@@ -391,7 +404,8 @@ def tags(reg: Registry, repo: str, **kw: Any) -> httpx.Response:
 def test_registry_anonymous_push_and_list(
     registry: Registry, push_image: PushFn, debian_image: image_mod.ImagePaths
 ) -> None:
-    push_image(registry, f"{debian_image.oci_dir}:1", "fixtures/debian:1")
+    digest = push_image(registry, f"{debian_image.oci_dir}:1", "fixtures/debian:1")
+    assert digest == debian_image.manifest_digest
     r = tags(registry, "fixtures/debian")
     assert r.status_code == 200 and r.json()["tags"] == ["1"]
     with httpx.Client(trust_env=False, timeout=10) as c:
