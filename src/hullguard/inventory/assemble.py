@@ -75,6 +75,7 @@ def assemble(squashed: Squashed, layers: list[Layer], os_info: OSInfo | None) ->
                 out.purl = _purl(out, os_info)
             packages.append(out)
 
+    packages = _fold_lockfiles(packages)
     _mark_os_owned(packages)
     _link_dependencies(packages)
     findings = []
@@ -95,6 +96,37 @@ def _purl(pkg: Package, os_info: OSInfo | None) -> str:
     ptype = {"golang": "golang", "cargo": "cargo", "gem": "gem", "nuget": "nuget", "composer": "composer",
              "maven": "maven", "npm": "npm", "pypi": "pypi"}.get(pkg.ecosystem, pkg.ecosystem)
     return purls.build(ptype, pkg.name, pkg.version)
+
+
+LOCKFILES = {
+    "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "Pipfile.lock",
+    "uv.lock", "Cargo.lock", "Gemfile.lock", "composer.lock", "packages.lock.json", "go.mod",
+}
+
+
+def _is_lockfile(path: str) -> bool:
+    base = path.rsplit("/", 1)[-1]
+    return base in LOCKFILES or (base.startswith("requirements") and base.endswith(".txt"))
+
+
+def _fold_lockfiles(packages: list[Package]) -> list[Package]:
+    """A lockfile entry for a package that is also installed is the same package seen twice: keep
+    the installed one (it is what runs) and record the lockfile as a further location. Entries
+    with nothing installed stay, so a project shipped without node_modules is still inventoried."""
+    installed: dict[tuple[str, str, str], Package] = {}
+    for pkg in packages:
+        if pkg.locations and not _is_lockfile(pkg.locations[0].path):
+            installed.setdefault((pkg.ecosystem, _norm(pkg.ecosystem, pkg.name), pkg.version), pkg)
+    out = []
+    for pkg in packages:
+        if pkg.locations and _is_lockfile(pkg.locations[0].path):
+            twin = installed.get((pkg.ecosystem, _norm(pkg.ecosystem, pkg.name), pkg.version))
+            if twin is not None:
+                if all(loc.path != pkg.locations[0].path for loc in twin.locations):
+                    twin.locations.append(pkg.locations[0])
+                continue
+        out.append(pkg)
+    return out
 
 
 def _mark_os_owned(packages: list[Package]) -> None:
