@@ -3,7 +3,8 @@
 # Idempotent and quiet: does nothing when everything is present, prints only on failure.
 set -eu
 
-PKGS="debootstrap docker-registry skopeo umoci postgresql apache2-utils"
+# golang-go, rpm and db5.3-util let the Go and rpm analyzers be checked against real toolchains.
+PKGS="debootstrap docker-registry skopeo umoci postgresql apache2-utils golang-go rpm db5.3-util"
 
 missing=""
 for p in $PKGS; do
