@@ -37,7 +37,7 @@ def postgres_url() -> Iterator[str]:
     if not os.path.exists(f"{PG_BIN}/initdb"):
         _missing(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
     try:
-        import psycopg  # noqa: F401
+        import psycopg
     except ImportError:
         _missing("psycopg is not installed")
     if os.geteuid() == 0 and shutil.which("su") is None:

@@ -116,9 +116,7 @@ def _reference(v: int, events: list[tuple[str, int]]) -> bool:
     for kind, x in sorted(events, key=lambda e: e[1]):
         if kind == "introduced" and v >= x:
             vulnerable = True
-        elif kind == "fixed" and v >= x:
-            vulnerable = False
-        elif kind == "last_affected" and v > x:
+        elif (kind == "fixed" and v >= x) or (kind == "last_affected" and v > x):
             vulnerable = False
     return vulnerable
 
