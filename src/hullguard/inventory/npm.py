@@ -33,6 +33,7 @@ ECOSYSTEM = "npm"
 
 _NODE_MODULES = "node_modules/"
 _LOCKFILES = frozenset({"package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml"})
+_WANTED_SUFFIXES = ("package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
 _BOM = b"\xef\xbb\xbf"
 # Berry protocols whose packages live in the project itself.
 _LOCAL_PROTOCOLS = frozenset({"workspace", "link", "portal", "file", "exec"})
@@ -485,6 +486,9 @@ class NpmAnalyzer(Analyzer):
 
     def wants(self, info: FileInfo) -> bool:
         path = info.path
+        # One suffix test turns away nearly every file of an image.
+        if not path.endswith(_WANTED_SUFFIXES):
+            return False
         if path.endswith("package.json") and (len(path) == 12 or path[-13] == "/"):
             return _is_installed_manifest(path)
         base = path[path.rfind("/") + 1 :]

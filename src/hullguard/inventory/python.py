@@ -25,6 +25,7 @@ from hullguard.model import Fact, Package
 ECOSYSTEM = "pypi"
 
 _LOCKFILES = frozenset({"poetry.lock", "Pipfile.lock", "uv.lock"})
+_WANTED_SUFFIXES = ("/METADATA", "/PKG-INFO", ".egg-info", ".lock", ".txt")
 
 # PEP 508 distribution name, as the leading token of a requirement.
 _REQ_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
@@ -365,6 +366,9 @@ class PythonAnalyzer(Analyzer):
 
     def wants(self, info: FileInfo) -> bool:
         path = info.path
+        # One suffix test turns away nearly every file of an image.
+        if not path.endswith(_WANTED_SUFFIXES):
+            return False
         if path.endswith(("/METADATA", "/PKG-INFO")):
             return path.endswith((".dist-info/METADATA", ".egg-info/PKG-INFO", "EGG-INFO/PKG-INFO"))
         if path.endswith(".egg-info"):
