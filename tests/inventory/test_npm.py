@@ -140,7 +140,8 @@ def test_generated_lockfiles_agree(fixture: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "fixture", ["package-lock.v3.json", "package-lock.v2.json", "pnpm-lock.v5.yaml", "pnpm-lock.v6.yaml"]
+    "fixture",
+    ["package-lock.v3.json", "package-lock.v2.json", "pnpm-lock.v5.yaml", "pnpm-lock.v6.yaml", "pnpm-lock.v9.yaml"],
 )
 def test_dev_flag_where_the_format_records_it(fixture: str) -> None:
     name = "pnpm-lock.yaml" if fixture.startswith("pnpm") else "package-lock.json"
@@ -413,6 +414,9 @@ def test_pnpm_v9_edge_cases() -> None:
     query = packages[("@tanstack/react-query", "5.0.0")]
     assert query.metadata["requires"] == ["@tanstack/query-core", "react", "string-width"]
     assert query.purl == "pkg:npm/%40tanstack/react-query@5.0.0"
+    # 9.x has no dev flag: reachable only from devDependencies, through the react 17 variant
+    dev = {key for key, p in packages.items() if p.metadata.get("dev")}
+    assert dev == {("@tanstack/react-query", "5.0.0"), ("@tanstack/query-core", "5.0.0"), ("react", "17.0.2")}
 
 
 @pytest.mark.parametrize(

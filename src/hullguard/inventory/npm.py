@@ -420,50 +420,97 @@ def parse_pnpm_key(key: str, major: int) -> tuple[str, str]:
     return _split_spec(key)
 
 
+def _snapshot_key(name: str, version: str) -> str:
+    # "18.2.0(react@18.2.0)" is a version of `name`; "ms@0.7.1" names an alias's target.
+    head = version.split("(", 1)[0]
+    return version if "@" in head[1:] else f"{name}@{version}"
+
+
+def _snapshot_reach(roots: list[str], snapshots: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        key = stack.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        entry = snapshots.get(key)
+        if not isinstance(entry, dict):
+            continue
+        for field in ("dependencies", "optionalDependencies"):
+            deps = entry.get(field)
+            if isinstance(deps, dict):
+                stack.extend(_snapshot_key(n, v) for n, v in deps.items() if isinstance(n, str) and isinstance(v, str))
+    return seen
+
+
+def _pnpm_dev_only(doc: dict[str, Any], snapshots: dict[str, Any], major: int) -> set[tuple[str, str]]:
+    """Releases that 9.x lockfiles reach only through some importer's devDependencies.
+
+    9.x dropped the per-package ``dev`` flag, so it is recomputed from the importers. A release
+    is dev-only when none of its peer variants is reachable from production dependencies.
+    """
+    importers = doc.get("importers")
+    if not isinstance(importers, dict):
+        return set()
+    roots: dict[bool, list[str]] = {False: [], True: []}
+    for importer in importers.values():
+        if not isinstance(importer, dict):
+            continue
+        for field, dev in (("dependencies", False), ("optionalDependencies", False), ("devDependencies", True)):
+            deps = importer.get(field)
+            if not isinstance(deps, dict):
+                continue
+            for name, spec in deps.items():
+                version = spec.get("version") if isinstance(spec, dict) else spec
+                if isinstance(name, str) and isinstance(version, str):
+                    roots[dev].append(_snapshot_key(name, version))
+    prod = {parse_pnpm_key(k, major) for k in _snapshot_reach(roots[False], snapshots)}
+    dev = {parse_pnpm_key(k, major) for k in _snapshot_reach(roots[True], snapshots)}
+    return dev - prod
+
+
 def _analyze_pnpm(data: bytes) -> list[Fact]:
     doc = _load_lock_yaml(data)
     major = _lockfile_major(doc.get("lockfileVersion"))
     out = _Collector()
     packages = doc.get("packages")
-    if isinstance(packages, dict):
-        for key, entry in packages.items():
-            if not isinstance(key, str):
-                continue
-            entry = entry if isinstance(entry, dict) else {}
-            # Before 9.x registry keys start with '/'; other keys are URLs or paths and only
-            # the entry's own name/version fields identify the package.
-            if 0 < major < 9 and not key.startswith("/") and not isinstance(entry.get("name"), str):
-                continue
-            name, version = parse_pnpm_key(key, major)
-            # Tarball and git dependencies spell the release out; their keys hold a URL.
-            if isinstance(entry.get("name"), str):
-                name = entry["name"]
-            if isinstance(entry.get("version"), str):
-                version = entry["version"]
-            out.add(
-                name,
-                version,
-                requires=_requires(entry, "dependencies", "optionalDependencies"),
-                dev=entry.get("dev") is True,
-            )
+    if not isinstance(packages, dict):
+        return []
     # 9.x moved the dependency graph to "snapshots", one entry per peer-dependency variant.
     snapshots = doc.get("snapshots")
-    if isinstance(snapshots, dict) and isinstance(packages, dict):
-        known = {parse_pnpm_key(k, major): k for k in packages if isinstance(k, str)}
-        for key, entry in snapshots.items():
-            if not isinstance(key, str) or not isinstance(entry, dict):
-                continue
-            package_key = known.get(parse_pnpm_key(key, major))
-            if package_key is None:
-                continue
-            package_entry = packages[package_key]
-            package_entry = package_entry if isinstance(package_entry, dict) else {}
-            name, version = parse_pnpm_key(package_key, major)
-            if isinstance(package_entry.get("name"), str):
-                name = package_entry["name"]
-            if isinstance(package_entry.get("version"), str):
-                version = package_entry["version"]
-            out.add(name, version, requires=_requires(entry, "dependencies", "optionalDependencies"))
+    snapshots = snapshots if isinstance(snapshots, dict) else {}
+    dev_only = _pnpm_dev_only(doc, snapshots, major) if snapshots else set()
+
+    def add(key: str, entry: dict[str, Any], requires: list[str], dev: bool) -> None:
+        name, version = parse_pnpm_key(key, major)
+        # Tarball and git dependencies spell the release out; their keys hold a URL.
+        if isinstance(entry.get("name"), str):
+            name = entry["name"]
+        if isinstance(entry.get("version"), str):
+            version = entry["version"]
+        out.add(name, version, requires=requires, dev=dev)
+
+    known: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    for key, entry in packages.items():
+        if not isinstance(key, str):
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        # Before 9.x registry keys start with '/'; other keys are URLs or paths and only the
+        # entry's own name/version fields identify the package.
+        if 0 < major < 9 and not key.startswith("/") and not isinstance(entry.get("name"), str):
+            continue
+        parsed = parse_pnpm_key(key, major)
+        known[parsed] = (key, entry)
+        dev = entry.get("dev") is True or parsed in dev_only
+        add(key, entry, _requires(entry, "dependencies", "optionalDependencies"), dev)
+    for key, snapshot in snapshots.items():
+        if not isinstance(key, str) or not isinstance(snapshot, dict):
+            continue
+        parsed = parse_pnpm_key(key, major)
+        if parsed in known:
+            package_key, entry = known[parsed]
+            add(package_key, entry, _requires(snapshot, "dependencies", "optionalDependencies"), parsed in dev_only)
     return out.packages()
 
 
