@@ -1,0 +1,48 @@
+"""The bundled snapshot: real records that import cleanly and find the demo's vulnerabilities."""
+
+from __future__ import annotations
+
+import os
+
+from hullguard.detect.vulns import match
+from hullguard.model import Artifact, Package, ScanResult
+from hullguard.vulndb import open_for_scan
+from hullguard.vulndb.importer import import_path, snapshot_dir
+from hullguard.vulndb.store import SQLiteStore
+
+
+def test_snapshot_imports_without_skips(tmp_path) -> None:
+    store = SQLiteStore(str(tmp_path / "hg.db"))
+    stats = import_path(store, snapshot_dir(), "snapshot")
+    assert stats.skipped == 0 and stats.records >= 8
+
+
+def test_first_use_bootstraps_from_snapshot(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HULLGUARD_CACHE_DIR", raising=False)
+    monkeypatch.delenv("HULLGUARD_DB", raising=False)
+    store = open_for_scan()
+    assert os.path.exists(tmp_path / "hullguard" / "db" / "hullguard.db")
+    demo = [Package(name="requests", version="2.25.1", ecosystem="pypi"),
+            Package(name="urllib3", version="1.26.4", ecosystem="pypi"),
+            Package(name="Jinja2", version="2.11.2", ecosystem="pypi"),
+            Package(name="Flask", version="1.1.2", ecosystem="pypi"),
+            Package(name="lodash", version="4.17.15", ecosystem="npm"),
+            Package(name="minimist", version="1.2.0", ecosystem="npm"),
+            Package(name="express", version="4.17.1", ecosystem="npm"),
+            Package(name="requests", version="2.32.3", ecosystem="pypi", found_by="fixed one")]
+    rep = match(ScanResult(artifact=Artifact(name="demo", type="sbom"), packages=demo), store)
+    got = {(f.details["package"]["name"], f.rule_id, f.fix) for f in rep.findings}
+    assert got == {
+        ("requests", "GHSA-j8r2-6x86-q33q", "2.31.0"),
+        ("requests", "GHSA-9wx4-h78v-vm56", "2.32.2"),
+        ("urllib3", "GHSA-v845-jxx5-vc9f", "1.26.17"),
+        ("Jinja2", "GHSA-h5c8-rqwp-cp95", "3.1.3"),
+        ("Flask", "GHSA-m2qf-hxjv-5gpq", "2.2.5"),
+        ("lodash", "GHSA-35jh-r3h4-6jhm", "4.17.21"),
+        ("minimist", "GHSA-xvch-5gv4-984h", "1.2.6"),
+        ("express", "GHSA-rv95-896h-c2vc", "4.19.2"),
+    }
+    assert all(f.details["cvss"]["score"] > 0 for f in rep.findings)
+    # Second use reads the existing file instead of importing again.
+    assert open_for_scan().status()["sources"][0]["name"] == "snapshot"
