@@ -57,12 +57,12 @@ def manifest(doc: object) -> list[Package]:
         ("app/node_modules/a/node_modules/@s/b/package.json", True),
         ("app/node_modules/.pnpm/ms@2.1.3/node_modules/ms/package.json", True),
         ("usr/lib/node_modules/npm/package.json", True),
-        # a package's own inner manifests and the project itself are not installed packages
+        # a package's own inner manifests are not packages; the project itself is (flagged local)
         ("app/node_modules/lodash/fp/package.json", False),
         ("app/node_modules/@babel/core/lib/package.json", False),
         ("app/node_modules/@babel/package.json", True),  # a scope folder with a manifest: odd, kept
-        ("app/package.json", False),
-        ("package.json", False),
+        ("app/package.json", True),
+        ("package.json", True),
         ("app/my_node_modules/x/package.json", False),
         ("app/node_modules/x/notpackage.json", False),
         ("app/package-lock.json", True),
@@ -79,6 +79,15 @@ def manifest(doc: object) -> list[Package]:
 )
 def test_wants(path: str, wanted: bool) -> None:
     assert analyzer.wants(FileInfo(path)) is wanted
+
+
+def test_project_manifest_is_reported_as_local() -> None:
+    data = b'{"name": "shop-frontend", "version": "2.3.0", "dependencies": {"lodash": "^4.17.15"}}'
+    (project,) = analyzer.analyze(FileInfo("srv/app/package.json"), data)
+    assert (project.name, project.version, project.metadata.get("local")) == ("shop-frontend", "2.3.0", True)
+    (installed,) = analyzer.analyze(FileInfo("srv/app/node_modules/lodash/package.json"),
+                                    b'{"name": "lodash", "version": "4.17.15"}')
+    assert "local" not in installed.metadata
 
 
 # --- the same project in every lockfile format -------------------------------------------------

@@ -2,8 +2,10 @@
 
 An installed package is the ``package.json`` directly inside a ``node_modules/<name>/`` or
 ``node_modules/@scope/<name>/`` folder, at any depth (nested trees, pnpm's ``.pnpm`` store, global
-installs). The project's own ``package.json`` (outside ``node_modules``) is not an installed
-package, and nor are package.json files deeper inside a package (``dist/esm/package.json``).
+installs). package.json files deeper inside a package (``dist/esm/package.json``) are not
+packages. A project's own ``package.json`` (outside ``node_modules``) is reported, as syft and
+trivy report it, but flagged ``metadata["local"]``: it is the application itself, so its name must
+not be matched against registry advisories.
 A ``"private": true`` package inside ``node_modules`` is still installed code, so it is kept,
 flagged ``metadata["private"]`` because its name need not refer to anything in the registry.
 
@@ -529,7 +531,7 @@ def _is_installed_manifest(path: str) -> bool:
 
 class NpmAnalyzer(Analyzer):
     name = "npm"
-    version = 1
+    version = 2
 
     def wants(self, info: FileInfo) -> bool:
         path = info.path
@@ -537,7 +539,7 @@ class NpmAnalyzer(Analyzer):
         if not path.endswith(_WANTED_SUFFIXES):
             return False
         if path.endswith("package.json") and (len(path) == 12 or path[-13] == "/"):
-            return _is_installed_manifest(path)
+            return _NODE_MODULES not in path or _is_installed_manifest(path)
         base = path[path.rfind("/") + 1 :]
         return base in _LOCKFILES and _NODE_MODULES not in path
 
@@ -546,7 +548,11 @@ class NpmAnalyzer(Analyzer):
         base = path[path.rfind("/") + 1 :]
         try:
             if base == "package.json":
-                return _analyze_manifest(data)
+                facts = _analyze_manifest(data)
+                if _NODE_MODULES not in path:
+                    for fact in facts:
+                        fact.metadata["local"] = True  # type: ignore[union-attr]
+                return facts
             if base == "yarn.lock":
                 return _analyze_yarn(data)
             if base == "pnpm-lock.yaml":
