@@ -32,6 +32,41 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
+SCANNERS = ("vuln",)
+
+
+def _scanners(text: str) -> set[str]:
+    chosen = {w.strip() for w in text.split(",") if w.strip()} - {"none"}
+    unknown = chosen - set(SCANNERS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scanner {sorted(unknown)[0]!r} (available: {', '.join(SCANNERS)}, or none)")
+    return chosen
+
+
+def _severities(text: str):  # noqa: ANN202 - a set of Severity, imported lazily
+    if not text:
+        return None
+    from hullguard.detect.vulns import parse_severities
+
+    try:
+        return parse_severities(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _vuln_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scanners", type=_scanners, default=os.environ.get("HULLGUARD_SCANNERS", "vuln"),
+                   help="what to look for: vuln, or none for the inventory only (default: vuln)")
+    p.add_argument("--db", default="", help="advisory database: a SQLite path or postgresql:// URL "
+                   "(default: $HULLGUARD_DB, else the cache; the bundled snapshot on first use)")
+    p.add_argument("--severity", type=_severities, default=os.environ.get("HULLGUARD_SEVERITY", ""),
+                   help="report only these severities, e.g. HIGH,CRITICAL")
+    p.add_argument("--ignore-unfixed", action="store_true", help="hide vulnerabilities with no fixed version")
+    p.add_argument("--exit-code", type=int, default=0,
+                   help="exit with this code when any vulnerability remains after filtering (CI gate)")
+
+
 def _scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=os.environ.get("HULLGUARD_CACHE_DIR", ""),
                    help="layer cache directory (default: $XDG_CACHE_HOME/hullguard)")
@@ -50,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or a bare path (detected).")
     image.add_argument("target", metavar="TARGET")
     _output_options(image)
+    _vuln_options(image)
     _scan_options(image)
     image.add_argument("--platform", default=os.environ.get("HULLGUARD_PLATFORM", ""),
                        help="os/arch[/variant] to pick from a multi-platform image (default: this host's)")
@@ -64,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Scan a directory: an unpacked root filesystem or a project checkout.")
     fs.add_argument("path", metavar="PATH")
     _output_options(fs)
+    _vuln_options(fs)
     fs.set_defaults(func=_fs)
 
     sbom = sub.add_parser("sbom", help="read a CycloneDX or SPDX JSON SBOM as the input",
@@ -71,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "another tool's, and report on its packages.")
     sbom.add_argument("file", metavar="FILE", help="SBOM file, or - for stdin")
     _output_options(sbom)
+    _vuln_options(sbom)
     sbom.set_defaults(func=_sbom)
 
 
@@ -122,7 +160,28 @@ def _options(args: argparse.Namespace):
     )
 
 
+def _detect(result, args: argparse.Namespace):
+    """Run the chosen scanners over the inventory, then filter what the user asked to see."""
+    if "vuln" not in args.scanners:
+        return result
+    from hullguard.detect.vulns import apply, filter_findings, sort_by_risk
+    from hullguard.vulndb import open_for_scan
+
+    severities = args.severity if args.severity else None
+    store = open_for_scan(args.db, quiet=args.quiet)
+    try:
+        result = apply(result, store)
+    finally:
+        close = getattr(store, "close", None)
+        if close:
+            close()
+    result.findings = sort_by_risk(filter_findings(result.findings, severities=severities,
+                                                   ignore_unfixed=args.ignore_unfixed))
+    return result
+
+
 def _emit(result, args: argparse.Namespace) -> int:
+    result = _detect(result, args)
     write(render(result, args.format), args.output)
     if result.warnings and not args.quiet:
         shown = result.warnings[:5]
@@ -131,6 +190,8 @@ def _emit(result, args: argparse.Namespace) -> int:
         if len(result.warnings) > len(shown):
             print(f"hullguard: {len(result.warnings) - len(shown)} more warnings (see --format json)",
                   file=sys.stderr)
+    if args.exit_code and any(f.kind == "vulnerability" for f in result.findings):
+        return args.exit_code
     return 0
 
 

@@ -185,6 +185,10 @@ def _targets(result: ScanResult, options: MatchOptions, causes: _Causes) -> list
         elif pkg.ecosystem in LANGUAGE_ECOSYSTEMS:
             if options.skip_os_owned and pkg.metadata.get("os_owned_by"):
                 continue
+            if pkg.metadata.get("local"):
+                # The project's own code (a workspace crate, an app's package.json): its name is not
+                # a registry release, so registry advisories for that name would be false positives.
+                continue
             base = LANGUAGE_ECOSYSTEMS[pkg.ecosystem]
             names = [_maven_name(pkg) if base == "Maven" else pkg.name]
             release_ok = _any_release

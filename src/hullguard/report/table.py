@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hullguard.model import ScanResult
+from hullguard.model import Finding, ScanResult
 
 
 def _short(digest: str) -> str:
@@ -25,6 +25,34 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
         return "  ".join(out).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int]) -> list[str]:
+    out = [""]
+    by_sev = Counter(f.severity.name for f in vulns)
+    fixable = sum(1 for f in vulns if f.fix)
+    exploited = sum(1 for f in vulns if f.details.get("known_exploited"))
+    counts = ", ".join(f"{name} {by_sev[name]}" for name in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+                       if by_sev.get(name))
+    out.append(f"Vulnerabilities: {len(vulns)} ({counts}); {fixable} fixable; {exploited} known exploited")
+    from hullguard.detect.vulns import summary
+
+    for up in summary(vulns)["upgrades"][:10]:
+        out.append(f"  upgrade {up['package']} {up['installed']} to {up['to']}: fixes {up['fixes']}")
+    out.append("")
+    rows = []
+    for f in vulns:
+        pkg = f.details.get("package", {})
+        aliases = f.details.get("aliases") or []
+        shown_id = next((a for a in aliases if str(a).startswith("CVE-")), f.rule_id)
+        loc = f.location
+        layer = str(layer_index[loc.layer] + 1) if loc and loc.layer in layer_index else "-"
+        status = f.fix or f.details.get("status", "") or "no fix"
+        flag = " KEV" if f.details.get("known_exploited") else ""
+        rows.append([f.severity.name + flag, shown_id, pkg.get("name", f.target), pkg.get("version", ""), status,
+                     layer, f.title])
+    out.extend(_table(rows, ["SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED IN", "LAYER", "TITLE"]))
+    return out
 
 
 def render(result: ScanResult) -> bytes:
@@ -61,6 +89,15 @@ def render(result: ScanResult) -> bytes:
             for i, layer in enumerate(result.layers)
         ]
         out.extend(_table(rows, ["#", "DIGEST", "PACKAGES", "CREATED BY"]))
+    vulns = [f for f in result.findings if f.kind == "vulnerability"]
+    if vulns:
+        out.extend(_vulnerabilities(vulns, layer_index))
+    others = [f for f in result.findings if f.kind != "vulnerability"]
+    if others:
+        out.append("")
+        out.append("Findings")
+        rows = [[f.severity.name, f.rule_id, f.kind, f.target, f.title] for f in others]
+        out.extend(_table(rows, ["SEVERITY", "ID", "KIND", "TARGET", "TITLE"]))
     if result.packages:
         out.append("")
         out.append("Packages")
@@ -70,11 +107,6 @@ def render(result: ScanResult) -> bytes:
             layer = str(layer_index[loc.layer] + 1) if loc and loc.layer in layer_index else "-"
             rows.append([p.name, p.version, p.ecosystem, layer, "/" + loc.path if loc else ""])
         out.extend(_table(rows, ["NAME", "VERSION", "TYPE", "LAYER", "PATH"]))
-    if result.findings:
-        out.append("")
-        out.append("Findings")
-        rows = [[f.severity.name, f.rule_id, f.kind, f.target, f.title] for f in result.findings]
-        out.extend(_table(rows, ["SEVERITY", "ID", "KIND", "TARGET", "TITLE"]))
     if result.warnings:
         out.append("")
         out.append(f"{len(result.warnings)} warning(s); see --format json for all of them.")
