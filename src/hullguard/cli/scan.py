@@ -44,7 +44,7 @@ def _scanners(text: str) -> set[str]:
     return chosen
 
 
-def _severities(text: str):  # noqa: ANN202 - a set of Severity, imported lazily
+def _severities(text: str):
     if not text:
         return None
     from hullguard.detect.vulns import parse_severities
