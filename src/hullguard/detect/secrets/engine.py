@@ -1,0 +1,474 @@
+"""The multi-pattern secret engine.
+
+Two backends, one answer:
+
+* **hyperscan** (when importable): every rule and every keyword go into one compiled database
+  and the file is scanned once. Rules are compiled in *prefilter* mode, which promises no false
+  negatives, so the pass only tells us which rules *may* match; Python ``re`` then extracts the
+  exact spans for those rules alone. On ordinary text almost no rule survives the pass, which is
+  where the speed comes from.
+* **re** (fallback): the keyword gate runs as substring searches over the lower-cased file and
+  every rule that passes it is run with ``re``.
+
+Both backends end in the same ``re`` confirmation step with the same filters (entropy,
+placeholders, path globs, allow-list), so their findings are identical by construction; the
+hyperscan pass can only skip rules that ``re`` would not have matched anyway. A test runs both on
+the same corpus to keep it that way.
+
+What is skipped by default, and why (see ``DEFAULT_SKIP``):
+* binaries (a NUL byte or mostly control bytes in the first 8 KiB): regexes over machine code
+  produce noise, and credential files are text;
+* files over ``max_size`` (10 MiB): configuration and source files are far smaller, and the cap
+  bounds the work a hostile layer can cause;
+* third-party trees — ``node_modules``, Python ``site-packages``/``dist-packages`` and the
+  standard library, Go's toolchain sources, Ruby gems, ``vendor/`` — and lockfiles: these ship
+  test fixtures full of deliberately fake keys (Go's ``crypto/tls`` tests alone hold dozens of
+  PEM keys) and are not where a team's own credentials live. Documentation, locales, man pages
+  and public CA bundles are skipped for the same reason. ``skip_default_paths=False`` scans
+  everything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hullguard.detect.secrets.rules import RULES, Rule
+from hullguard.model import Finding
+
+try:  # Optional native dependency; the pure-Python path gives the same findings.
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - depends on the platform
+    _hs = None
+
+MAX_SIZE = 10 * 1024 * 1024
+MAX_MATCHES_PER_FILE = 500
+BINARY_SNIFF = 8192
+EVIDENCE_WIDTH = 160
+
+# Components of a path that mark a third-party tree.
+_SKIP_DIRS = frozenset(
+    {"node_modules", ".git", "__pycache__", "site-packages", "dist-packages", "vendor",
+     "bower_components", ".tox", ".venv"}
+)
+# Prefixes of image paths that hold distribution content rather than application content.
+_SKIP_PREFIXES = (
+    "usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/share/locale/",
+    "usr/share/zoneinfo/", "usr/share/i18n/", "usr/share/mime/", "usr/share/icons/",
+    "usr/share/ca-certificates/", "etc/ssl/certs/", "etc/pki/ca-trust/", "usr/local/go/",
+    "usr/lib/go/", "usr/share/go/", "usr/lib/ruby/", "var/lib/gems/", "usr/local/lib/ruby/",
+    "usr/share/perl", "usr/lib/jvm/", "proc/", "sys/", "dev/",
+)
+_PY_STDLIB = re.compile(r"^(?:usr/|usr/local/|opt/[^/]+/)?lib/python[23](?:\.\d+)?/")
+_GO_TOOLCHAIN = re.compile(r"^usr/lib/go-[0-9.]+/")
+_LOCKFILES = frozenset(
+    {"package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock",
+     "pipfile.lock", "uv.lock", "pdm.lock", "cargo.lock", "go.sum", "composer.lock",
+     "gemfile.lock", "packages.lock.json", "mix.lock", "pubspec.lock", "podfile.lock"}
+)
+# Extensions of media, archives and compiled code: never credential files, often huge.
+_SKIP_EXT = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".ico", ".webp", ".bmp", ".svg", ".ttf", ".otf", ".woff",
+     ".woff2", ".eot", ".mp3", ".mp4", ".ogg", ".wav", ".avi", ".mov", ".zip", ".gz", ".tgz",
+     ".bz2", ".xz", ".zst", ".7z", ".rar", ".jar", ".war", ".ear", ".whl", ".egg", ".so",
+     ".a", ".o", ".dll", ".dylib", ".exe", ".class", ".pyc", ".pyo", ".wasm", ".pdf", ".mo",
+     ".db", ".sqlite", ".rpm", ".deb", ".apk", ".iso", ".min.js", ".map"}
+)
+
+DEFAULT_SKIP = (
+    "dirs: " + ", ".join(sorted(_SKIP_DIRS)),
+    "prefixes: " + ", ".join(_SKIP_PREFIXES),
+    "python stdlib, go toolchain, lockfiles, media/archive/compiled extensions",
+)
+
+
+def should_skip_path(path: str) -> bool:
+    """True when ``path`` (relative, no leading slash) is in a tree skipped by default."""
+    p = path.lstrip("/")
+    low = p.lower()
+    if low.startswith(_SKIP_PREFIXES) or _PY_STDLIB.match(low) or _GO_TOOLCHAIN.match(low):
+        return True
+    parts = low.split("/")
+    if _SKIP_DIRS.intersection(parts[:-1]):
+        return True
+    name = parts[-1]
+    if name in _LOCKFILES:
+        return True
+    dot = name.find(".")
+    while dot != -1:
+        if name[dot:] in _SKIP_EXT:
+            return True
+        dot = name.find(".", dot + 1)
+    return False
+
+
+_TEXT_CONTROL = frozenset(b"\t\n\r\f\b\x1b")
+
+
+def is_binary(data: bytes) -> bool:
+    """A NUL byte, or more than 30 % control bytes, in the first 8 KiB. Bytes >= 0x80 count as
+    text so that UTF-8 and Latin-1 files are scanned."""
+    head = data[:BINARY_SNIFF]
+    if not head:
+        return False
+    if b"\x00" in head:
+        return True
+    control = sum(1 for b in head if (b < 0x20 and b not in _TEXT_CONTROL) or b == 0x7F)
+    return control * 10 > len(head) * 3
+
+
+def shannon_entropy(value: bytes) -> float:
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+_PLACEHOLDER_WORDS = (
+    b"changeme", b"change_me", b"change-me", b"example", b"placeholder", b"redacted",
+    b"your_", b"your-", b"yourpass", b"<", b"${", b"{{", b"%(", b"$(", b"%s", b"xxxx",
+    b"****", b"....", b"dummy", b"sample", b"replace", b"insert", b"todo", b"fixme",
+    b"notreal", b"not_a_real", b"secretpass", b"password", b"passw0rd", b"p@ssw0rd",
+    b"secret123", b"hunter2", b"letmein", b"qwerty", b"12345678", b"abcdef", b"env(",
+    b"getenv", b"environ", b"process.env", b"settings.", b"config.", b"os.",
+)
+_REFERENCE = re.compile(rb"^(?:[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*){1,8}$")
+
+
+def is_placeholder(value: bytes) -> bool:
+    """Values that are templates, references or documentation rather than credentials."""
+    low = value.lower()
+    if len(set(low)) <= 2:  # "xxxxxxxx", "********", "aaaa"
+        return True
+    if low.startswith((b"$", b"%", b"@", b"&")) or low.endswith(b"}"):
+        return True
+    if _REFERENCE.match(value):  # settings.DB_PASSWORD, self.token
+        return True
+    if value.isupper() and b"_" in value and value.replace(b"_", b"").isalpha():
+        return True  # an environment variable name: DB_PASSWORD
+    return any(word in low for word in _PLACEHOLDER_WORDS)
+
+
+def mask(secret: str) -> str:
+    """Keep at most the first four characters (fewer for short secrets) and star the rest, so
+    a reader can tell keys apart without being able to use them."""
+    keep = min(4, len(secret) // 4)
+    return secret[:keep] + "*" * min(len(secret) - keep, 64)
+
+
+def fingerprint(rule_id: str, path: str, secret: bytes) -> str:
+    """A stable id for allow-listing one finding: it survives line moves and rebuilds but changes
+    when the secret changes. Built from a hash of the secret, never the secret itself."""
+    inner = hashlib.sha256(secret).hexdigest()
+    outer = hashlib.sha256(f"{rule_id}\0{path}\0{inner}".encode()).hexdigest()
+    return "sha256:" + outer[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """Suppressions, as written under ``secret.allow`` in hullguard.yaml.
+
+    ``paths`` are fnmatch globs over the file path ('*' crosses '/'); ``regexes`` are applied to
+    the secret and to its line; ``fingerprints`` are ``match_fingerprint`` values from earlier
+    reports.
+    """
+
+    rules: frozenset[str] = frozenset()
+    paths: tuple[str, ...] = ()
+    regexes: tuple[str, ...] = ()
+    fingerprints: frozenset[str] = frozenset()
+    _compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", tuple(re.compile(r) for r in self.regexes))
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any] | None) -> AllowList:
+        section = section or {}
+        return cls(
+            rules=frozenset(section.get("rules", ())),
+            paths=tuple(section.get("paths", ())),
+            regexes=tuple(section.get("regexes", ())),
+            fingerprints=frozenset(section.get("fingerprints", ())),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.rules or self.paths or self.regexes or self.fingerprints)
+
+    def allows(self, rule_id: str, path: str, fp: str = "", *texts: str) -> bool:
+        if rule_id in self.rules or (fp and fp in self.fingerprints):
+            return True
+        if path and any(fnmatch.fnmatchcase(path, g) for g in self.paths):
+            return True
+        return any(rx.search(t) for rx in self._compiled for t in texts if t)
+
+    def filter_findings(self, findings: Iterable[Finding]) -> list[Finding]:
+        """Drop allowed secret findings after the scan. Regexes see only the masked evidence
+        here, so use them with ``Engine(allow=...)`` when they must see the raw value."""
+        out = []
+        for f in findings:
+            if f.kind == "secret":
+                path = f.location.path if f.location else f.target
+                fp = str(f.details.get("match_fingerprint", ""))
+                if self.allows(f.rule_id, path, fp, f.evidence):
+                    continue
+            out.append(f)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMatch:
+    """One raw match. ``secret`` is the clear value and must never leave the process: use
+    ``masked`` and ``evidence`` for anything that is shown or stored."""
+
+    rule: Rule
+    path: str
+    start: int  # offset of the whole match (context included)
+    secret_start: int
+    secret_end: int
+    line: int  # 1-based line of ``start``
+    line_start: int  # offset where that line begins
+    secret: bytes = field(repr=False)
+    fingerprint: str = ""
+
+    @property
+    def masked(self) -> str:
+        return mask(self.secret.decode("utf-8", "replace"))
+
+
+def evidence(match: SecretMatch, data: bytes, others: Sequence[SecretMatch] = ()) -> str:
+    """The line holding ``match``, with every secret on it masked, trimmed to a readable width
+    around the match."""
+    ls = match.line_start
+    le = data.find(b"\n", ls)
+    le = len(data) if le == -1 else le
+    spans = sorted(
+        {(m.secret_start, m.secret_end) for m in (match, *others)
+         if m.secret_start < le and m.secret_end > ls}
+    )
+    pieces: list[str] = []
+    pos = ls
+    focus = 0  # character offset of this match's secret in the rendered line
+    for s, e in spans:
+        s = max(s, pos)
+        if s >= e:
+            continue
+        pieces.append(data[pos:s].decode("utf-8", "replace"))
+        if s <= match.secret_start < e or (s, e) == (match.secret_start, match.secret_end):
+            focus = sum(len(p) for p in pieces)
+        # A secret running past the line end (a PEM body) is masked up to the line end only.
+        pieces.append(mask(data[s:e].decode("utf-8", "replace")) if e <= le
+                      else mask(data[s:le].decode("utf-8", "replace")))
+        pos = min(e, le)
+    if pos < le:
+        pieces.append(data[pos:le].decode("utf-8", "replace"))
+    text = "".join(pieces).rstrip("\r")
+    if len(text) > EVIDENCE_WIDTH:
+        lo = max(0, focus - EVIDENCE_WIDTH // 4)
+        text = ("…" if lo else "") + text[lo:lo + EVIDENCE_WIDTH] + "…"
+    return text.strip()
+
+
+class _HyperscanIndex:
+    """One block-mode database with a prefilter expression per rule and a caseless literal per
+    keyword. ``hits`` returns the ids that fired at least once."""
+
+    def __init__(self, rules: Sequence[Rule], keywords: Sequence[str]) -> None:
+        assert _hs is not None
+        self.n_rules = len(rules)
+        base = _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
+        self.unfiltered: set[int] = set()
+        rule_flags = [base | (_hs.HS_FLAG_CASELESS if r.ignore_case else 0) for r in rules]
+        kw_exprs = [re.escape(kw.encode()) for kw in keywords]
+        kw_flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH] * len(keywords)
+        try:
+            self.db = self._compile([r.regex.encode() for r in rules] + kw_exprs,
+                                    rule_flags + kw_flags)
+        except _hs.error:
+            # Find the rules Hyperscan rejects (slow, one by one); they are always confirmed
+            # with re instead, which keeps results identical at some cost in speed.
+            keep = []
+            for i, rule in enumerate(rules):
+                try:
+                    self._compile([rule.regex.encode()], [rule_flags[i]])
+                    keep.append(i)
+                except _hs.error:
+                    self.unfiltered.add(i)
+            self.db = self._compile(
+                [rules[i].regex.encode() for i in keep] + kw_exprs,
+                [rule_flags[i] for i in keep] + kw_flags,
+                keep + [self.n_rules + j for j in range(len(keywords))],
+            )
+        self._local = threading.local()
+
+    @staticmethod
+    def _compile(exprs: list[bytes], flags: list[int], ids: list[int] | None = None) -> Any:
+        assert _hs is not None
+        db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids if ids is not None else list(range(len(exprs))),
+                   elements=len(exprs), flags=flags)
+        return db
+
+    def hits(self, data: bytes) -> set[int]:
+        assert _hs is not None
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = _hs.Scratch(self.db)
+        found: set[int] = set()
+
+        def on_match(id_: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+            found.add(id_)
+
+        self.db.scan(data, match_event_handler=on_match, scratch=scratch)
+        return found
+
+
+class Engine:
+    """Scan bytes for secrets. Build once and reuse: compiling is the expensive part."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = RULES,
+        *,
+        use_hyperscan: bool | None = None,
+        max_size: int = MAX_SIZE,
+        allow: AllowList | None = None,
+        skip_default_paths: bool = True,
+    ) -> None:
+        if use_hyperscan and _hs is None:
+            raise RuntimeError("hyperscan is not installed")
+        self.rules = tuple(rules)
+        self.max_size = max_size
+        self.allow = allow or AllowList()
+        self.skip_default_paths = skip_default_paths
+        self._patterns = [
+            re.compile(r.regex.encode(), re.MULTILINE | (re.IGNORECASE if r.ignore_case else 0))
+            for r in self.rules
+        ]
+        self.keywords = sorted({k for r in self.rules for k in r.keywords})
+        kw_index = {k: i for i, k in enumerate(self.keywords)}
+        self._rule_kw = [tuple(kw_index[k] for k in r.keywords) for r in self.rules]
+        self._kw_bytes = [k.encode() for k in self.keywords]
+        self._hs: _HyperscanIndex | None = None
+        if use_hyperscan is not False and _hs is not None:
+            self._hs = _HyperscanIndex(self.rules, self.keywords)
+
+    @property
+    def backend(self) -> str:
+        return "hyperscan" if self._hs is not None else "re"
+
+    def skip_reason(self, data: bytes, path: str = "") -> str | None:
+        if len(data) > self.max_size:
+            return f"larger than {self.max_size} bytes"
+        if self.skip_default_paths and path and should_skip_path(path):
+            return "third-party or distribution path"
+        if is_binary(data):
+            return "binary"
+        return None
+
+    def _candidates(self, data: bytes) -> list[int]:
+        n = len(self.rules)
+        if self._hs is not None:
+            hits = self._hs.hits(data)
+            present = {i - n for i in hits if i >= n}
+            may_match = hits | self._hs.unfiltered
+        else:
+            lowered = data.lower()
+            present = {i for i, k in enumerate(self._kw_bytes) if k in lowered}
+            may_match = None
+        out = []
+        for i in range(n):
+            kws = self._rule_kw[i]
+            if kws and not any(k in present for k in kws):
+                continue
+            if may_match is not None and i not in may_match:
+                continue
+            out.append(i)
+        return out
+
+    def scan(self, data: bytes, path: str = "") -> list[SecretMatch]:
+        """All matches in ``data`` (the content of ``path``), ordered by offset then rule id.
+        Returns nothing for skipped files; call ``skip_reason`` to learn why."""
+        if self.skip_reason(data, path) is not None:
+            return []
+        raw: list[tuple[int, int, int, int]] = []  # (start, rule index, secret start, end)
+        for i in self._candidates(data):
+            rule = self.rules[i]
+            if rule.paths and not any(fnmatch.fnmatchcase(path, g) for g in rule.paths):
+                continue
+            for m in self._patterns[i].finditer(data):
+                s, e = m.span(rule.group)
+                if s < 0:
+                    continue
+                value = data[s:e]
+                if rule.min_length and e - s < rule.min_length:
+                    continue
+                if rule.entropy and shannon_entropy(value) < rule.entropy:
+                    continue
+                if rule.reject_placeholders and is_placeholder(value):
+                    continue
+                raw.append((m.start(), i, s, e))
+                if len(raw) >= MAX_MATCHES_PER_FILE:
+                    break
+        raw.sort()
+        raw = self._drop_generic_overlaps(raw)
+        out: list[SecretMatch] = []
+        line, counted_to = 1, 0
+        for start, i, s, e in raw[:MAX_MATCHES_PER_FILE]:
+            # Offsets are sorted, so newlines are counted once over the whole file.
+            line += data.count(b"\n", counted_to, start)
+            counted_to = start
+            rule = self.rules[i]
+            secret = data[s:e]
+            fp = fingerprint(rule.id, path, secret)
+            if self.allow and self._allowed(rule, path, fp, secret, data, start):
+                continue
+            out.append(SecretMatch(
+                rule=rule, path=path, start=start, secret_start=s, secret_end=e, line=line,
+                line_start=data.rfind(b"\n", 0, start) + 1, secret=secret, fingerprint=fp,
+            ))
+        return out
+
+    def _drop_generic_overlaps(
+        self, raw: list[tuple[int, int, int, int]]
+    ) -> list[tuple[int, int, int, int]]:
+        # `GITHUB_TOKEN=ghp_...` matches both the GitHub rule and the generic token rule; the
+        # specific rule says more, so the generic duplicate is dropped.
+        specific = [(s, e) for _, i, s, e in raw if self.rules[i].category != "generic"]
+        if not specific:
+            return raw
+        return [
+            item for item in raw
+            if self.rules[item[1]].category != "generic"
+            or not any(s < item[3] and item[2] < e for s, e in specific)
+        ]
+
+    def _allowed(
+        self, rule: Rule, path: str, fp: str, secret: bytes, data: bytes, start: int
+    ) -> bool:
+        ls = data.rfind(b"\n", 0, start) + 1
+        le = data.find(b"\n", start)
+        line = data[ls: le if le != -1 else len(data)]
+        return self.allow.allows(
+            rule.id, path, fp, secret.decode("utf-8", "replace"), line.decode("utf-8", "replace")
+        )
+
+
+_default: dict[bool, Engine] = {}
+_default_lock = threading.Lock()
+
+
+def default_engine(use_hyperscan: bool | None = None) -> Engine:
+    """A shared engine over all rules (compiled once per process)."""
+    key = _hs is not None if use_hyperscan is None else use_hyperscan
+    with _default_lock:
+        if key not in _default:
+            _default[key] = Engine(use_hyperscan=key)
+        return _default[key]
