@@ -156,6 +156,16 @@ def is_placeholder(value: bytes) -> bool:
     return any(word in low for word in _PLACEHOLDER_WORDS)
 
 
+_TEMPLATED = (b"xxxxxxxx", b"********", b"<", b"${", b"{{", b"%(")
+
+
+def is_templated(value: bytes) -> bool:
+    """Checked for every rule: documentation and templates that keep a token's prefix but fill
+    the body with x's or a variable (``glpat-xxxxxxxxxxxxxxxxxxxx``, ``AKIA${KEY}``), and the
+    example keys AWS publishes in its documentation (``AKIAIOSFODNN7EXAMPLE``)."""
+    return b"EXAMPLE" in value or any(t in value.lower() for t in _TEMPLATED)
+
+
 def mask(secret: str) -> str:
     """Keep at most the first four characters (fewer for short secrets) and star the rest, so
     a reader can tell keys apart without being able to use them."""
@@ -412,7 +422,7 @@ class Engine:
                     continue
                 if rule.entropy and shannon_entropy(value) < rule.entropy:
                     continue
-                if rule.reject_placeholders and is_placeholder(value):
+                if is_templated(value) or (rule.reject_placeholders and is_placeholder(value)):
                     continue
                 raw.append((m.start(), i, s, e))
                 if len(raw) >= MAX_MATCHES_PER_FILE:
@@ -439,16 +449,24 @@ class Engine:
     def _drop_generic_overlaps(
         self, raw: list[tuple[int, int, int, int]]
     ) -> list[tuple[int, int, int, int]]:
-        # `GITHUB_TOKEN=ghp_...` matches both the GitHub rule and the generic token rule; the
-        # specific rule says more, so the generic duplicate is dropped.
+        # `GITHUB_TOKEN=ghp_...` matches both the GitHub rule and the generic token rule, and an
+        # Azure connection string matches both Azure rules: one secret, one finding. A generic
+        # match overlapping a specific one is dropped; among matches of the same span the
+        # lowest rule id wins (raw is sorted by start, then rule index).
         specific = [(s, e) for _, i, s, e in raw if self.rules[i].category != "generic"]
-        if not specific:
-            return raw
-        return [
-            item for item in raw
-            if self.rules[item[1]].category != "generic"
-            or not any(s < item[3] and item[2] < e for s, e in specific)
-        ]
+        seen: set[tuple[int, int]] = set()
+        out = []
+        for item in raw:
+            _, i, s, e = item
+            if self.rules[i].category == "generic" and any(
+                a < e and s < b for a, b in specific
+            ):
+                continue
+            if (s, e) in seen:
+                continue
+            seen.add((s, e))
+            out.append(item)
+        return out
 
     def _allowed(
         self, rule: Rule, path: str, fp: str, secret: bytes, data: bytes, start: int

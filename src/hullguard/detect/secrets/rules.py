@@ -131,7 +131,7 @@ def _ctx(names: str, value: str) -> str:
     return rf"(?:{names})[A-Za-z0-9_.\-]{{0,20}}{ASSIGN}({value}){END}"
 
 
-_PEM_BODY = r"(?:\r?\n|\\r?\\n)(?:[A-Za-z0-9+/=]{16,80}|Proc-Type:|[A-Za-z\-]{1,30}:)"
+_PEM_BODY = r"(?:\r?\n|(?:\\r)?\\n)(?:[A-Za-z0-9+/=]{16,80}|Proc-Type:|[A-Za-z\-]{1,30}:)"
 
 RULES: tuple[Rule, ...] = (
     # --- AWS -----------------------------------------------------------------------------
@@ -362,7 +362,7 @@ RULES: tuple[Rule, ...] = (
        r"-----BEGIN OPENSSH PRIVATE KEY-----(" + _PEM_BODY + ")",
        ("begin openssh private key",), "private-key", group=1),
     _r(80, "private-key-pgp", "PGP private key block", C,
-       r"-----BEGIN PGP PRIVATE KEY BLOCK-----((?:\r?\n|\\r?\\n)(?:[A-Za-z]{1,20}:|\r?\n|\\n"
+       r"-----BEGIN PGP PRIVATE KEY BLOCK-----((?:\r?\n|(?:\\r)?\\n)(?:[A-Za-z]{1,20}:|\r?\n|\\n"
        r"|[A-Za-z0-9+/=]{16,80}))", ("begin pgp private key block",), "private-key", group=1),
     _r(81, "private-key-pkcs8", "PKCS#8 private key", C,
        r"-----BEGIN PRIVATE KEY-----(" + _PEM_BODY + ")", ("begin private key",),
