@@ -32,7 +32,7 @@ __all__ = ["LATEST", "LEVELS", "Violation", "evaluate_pss", "parse_version"]
 
 LEVELS = ("privileged", "baseline", "restricted")
 # The newest Kubernetes minor this table was written against; "latest" means this.
-LATEST = (1, 33)
+LATEST = (1, 37)
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,16 @@ def _apparmor(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) ->
             val = str(value)
             if not (val in {"", "runtime/default"} or val.startswith("localhost/")):
                 bad.append(f'{key}="{val}"')
-    # The securityContext.appArmorProfile field (GA in 1.30): Unconfined is the only bad type.
-    if str(_d(_d(spec.get("securityContext")).get("appArmorProfile")).get("type", "")) == "Unconfined":
-        bad.append('pod securityContext.appArmorProfile.type="Unconfined"')
+    # The securityContext.appArmorProfile field (API since 1.30). Upstream amended its 1.0 check
+    # in place, so the field is judged at every policy version.
+    ok = {"RuntimeDefault", "Localhost"}
+    pod_type = _d(_d(spec.get("securityContext")).get("appArmorProfile")).get("type")
+    if pod_type is not None and pod_type not in ok:
+        bad.append(f'pod securityContext.appArmorProfile.type="{pod_type}"')
     for w, c in _containers(spec):
-        if str(_d(_d(c.get("securityContext")).get("appArmorProfile")).get("type", "")) == "Unconfined":
-            bad.append(f'container "{_cname(w)}" securityContext.appArmorProfile.type="Unconfined"')
+        ctype = _d(_d(c.get("securityContext")).get("appArmorProfile")).get("type")
+        if ctype is not None and ctype not in ok:
+            bad.append(f'container "{_cname(w)}" securityContext.appArmorProfile.type="{ctype}"')
     return ", ".join(bad) or None
 
 
@@ -179,6 +183,18 @@ def _selinux(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> 
     return ", ".join(problems) or None
 
 
+def _user_namespaced(spec: dict[str, Any], v: tuple[int, int]) -> bool:
+    # From policy v1.35 a pod in its own user namespace (hostUsers: false) is exempt from the
+    # controls whose risk the user namespace removes (root in the pod is not root on the node).
+    return v >= (1, 35) and spec.get("hostUsers") is False
+
+
+def _proc_mount_baseline(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> str | None:
+    if _user_namespaced(spec, v):
+        return None
+    return _proc_mount(meta, spec, v)
+
+
 def _proc_mount(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> str | None:
     bad = [_cname(w) for w, c in _containers(spec)
            if _d(c.get("securityContext")).get("procMount") not in (None, "", "Default")]
@@ -197,11 +213,14 @@ def _seccomp_baseline(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, 
             if (key == _SECCOMP_POD_ANN or str(key).startswith(_SECCOMP_CTR_ANN)) and str(value) == "unconfined":
                 bad.append(f'{key}="unconfined"')
         return ", ".join(bad) or None
-    if _d(_d(spec.get("securityContext")).get("seccompProfile")).get("type") == "Unconfined":
-        bad.append('pod securityContext.seccompProfile.type="Unconfined"')
+    ok = {"RuntimeDefault", "Localhost"}
+    pod_type = _d(_d(spec.get("securityContext")).get("seccompProfile")).get("type")
+    if pod_type is not None and pod_type not in ok:
+        bad.append(f'pod securityContext.seccompProfile.type="{pod_type}"')
     for w, c in _containers(spec):
-        if _d(_d(c.get("securityContext")).get("seccompProfile")).get("type") == "Unconfined":
-            bad.append(f'container "{_cname(w)}" securityContext.seccompProfile.type="Unconfined"')
+        ctype = _d(_d(c.get("securityContext")).get("seccompProfile")).get("type")
+        if ctype is not None and ctype not in ok:
+            bad.append(f'container "{_cname(w)}" securityContext.seccompProfile.type="{ctype}"')
     return ", ".join(bad) or None
 
 
@@ -215,6 +234,8 @@ def _safe_sysctls(v: tuple[int, int]) -> set[str]:
                      "net.ipv4.tcp_keepalive_probes"})
     if v >= (1, 32):
         safe.update({"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"})
+    if v >= (1, 37):
+        safe.update({"net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat"})
     return safe
 
 
@@ -235,9 +256,25 @@ def _host_process(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]
     return f"{', '.join(bad)} must not set securityContext.windowsOptions.hostProcess=true" if bad else None
 
 
+def _probe_hosts(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> str | None:
+    # A probe or hook with a host can reach services on the node (or anywhere) with the kubelet's
+    # network identity.
+    names, hosts = [], []
+    for w, c in _containers(spec):
+        handlers = [_d(c.get(p)) for p in ("livenessProbe", "readinessProbe", "startupProbe")]
+        handlers += [_d(_d(c.get("lifecycle")).get(h)) for h in ("postStart", "preStop")]
+        found = [str(_d(h.get(k)).get("host")) for h in handlers for k in ("httpGet", "tcpSocket")
+                 if _d(h.get(k)).get("host")]
+        if found:
+            names.append(_cname(w))
+            hosts.extend(found)
+    return f"containers {_fmt(names)} use probe or lifecycle hosts {_fmt(sorted(set(hosts)))}" if names else None
+
+
 # Restricted -------------------------------------------------------------------------------------
 
-_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+# "image" was allowed upstream by amending the 1.0 check, so it is allowed at every version.
+_ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image", "persistentVolumeClaim",
                     "projected", "secret"}
 
 
@@ -263,6 +300,8 @@ def _priv_escalation(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, i
 
 
 def _run_as_non_root(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> str | None:
+    if _user_namespaced(spec, v):
+        return None
     pod_value = _d(spec.get("securityContext")).get("runAsNonRoot")
     problems = []
     if pod_value is False:
@@ -282,6 +321,8 @@ def _run_as_non_root(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, i
 
 
 def _run_as_user(meta: dict[str, Any], spec: dict[str, Any], v: tuple[int, int]) -> str | None:
+    if _user_namespaced(spec, v):
+        return None
     bad = []
     if _d(spec.get("securityContext")).get("runAsUser") == 0:
         bad.append("pod")
@@ -358,12 +399,14 @@ _CONTROLS: list[_Control] = [
     _Control("hostPorts", "baseline", (1, 0), "hostPort", _host_ports, 6, Severity.MEDIUM),
     _Control("appArmorProfile", "baseline", (1, 0), "forbidden AppArmor profile", _apparmor, 7, Severity.MEDIUM),
     _Control("seLinuxOptions", "baseline", (1, 0), "seLinuxOptions", _selinux, 8, Severity.MEDIUM),
-    _Control("procMount", "baseline", (1, 0), "procMount", _proc_mount, 9, Severity.MEDIUM),
+    _Control("procMount", "baseline", (1, 0), "procMount", _proc_mount_baseline, 9, Severity.MEDIUM),
     _Control("seccompProfile_baseline", "baseline", (1, 0), "seccompProfile", _seccomp_baseline, 10,
              Severity.MEDIUM),
     _Control("sysctls", "baseline", (1, 0), "forbidden sysctls", _sysctls, 11, Severity.MEDIUM),
-    _Control("restrictedVolumes", "restricted", (1, 0), "restricted volume types", _volume_types, 12,
+    _Control("hostProbesAndHostLifecycle", "baseline", (1, 34), "probe or lifecycle host", _probe_hosts, 18,
              Severity.MEDIUM),
+    _Control("restrictedVolumes", "restricted", (1, 0), "restricted volume types", _volume_types, 12,
+             Severity.MEDIUM, overrides="hostPathVolumes"),
     _Control("allowPrivilegeEscalation", "restricted", (1, 8), "allowPrivilegeEscalation != false",
              _priv_escalation, 13, Severity.MEDIUM),
     _Control("runAsNonRoot", "restricted", (1, 0), "runAsNonRoot != true", _run_as_non_root, 14, Severity.MEDIUM),
@@ -372,6 +415,8 @@ _CONTROLS: list[_Control] = [
              Severity.MEDIUM, overrides="seccompProfile_baseline"),
     _Control("capabilities_restricted", "restricted", (1, 22), "unrestricted capabilities", _caps_restricted, 17,
              Severity.MEDIUM, overrides="capabilities_baseline"),
+    _Control("procMount_restricted", "restricted", (1, 35), "procMount", _proc_mount, 19, Severity.MEDIUM,
+             overrides="procMount"),
 ]
 
 _DOCS = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
