@@ -124,6 +124,9 @@ def load_manifests(data: bytes | str, path: str = "-", result: ManifestResult | 
             return []
         text = data.decode("utf-8", errors="replace")
     else:
+        if len(data) > MAX_FILE_BYTES:
+            result.errors.append(f"{path}: larger than {MAX_FILE_BYTES} characters; skipped")
+            return []
         text = data
     loader_cls = bounded._loader_class(True)
     try:
@@ -291,7 +294,7 @@ def _image_tag(image: str) -> tuple[str, str]:
     return (last.rsplit(":", 1)[1] if ":" in last else ""), digest
 
 
-def _check_workload(obj: K8sObject, pod: dict[str, Any]) -> list[Finding]:
+def _check_workload(obj: K8sObject, pod: dict[str, Any], sa_no_automount: set[tuple[str, str]]) -> list[Finding]:
     out: list[Finding] = []
     spec = pod["spec"]
     for key, c in _containers(spec):
@@ -331,8 +334,13 @@ def _check_workload(obj: K8sObject, pod: dict[str, Any]) -> list[Finding]:
         hp = _d(_d(vol).get("hostPath")).get("path", "")
         if isinstance(hp, str) and any(s in hp for s in _RUNTIME_SOCKETS):
             out.append(_finding("HG-K8S-012", obj, f"hostPath {hp}"))
-    if spec.get("automountServiceAccountToken") is not False:
-        out.append(_finding("HG-K8S-005", obj))
+    sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+    # The pod's own setting wins; without one, the ServiceAccount's setting applies.
+    automount = spec.get("automountServiceAccountToken")
+    if automount is None:
+        automount = (obj.namespace or "default", sa) not in sa_no_automount
+    if automount is not False:
+        out.append(_finding("HG-K8S-005", obj, f"service account {sa}"))
     if spec.get("serviceAccountName") in (None, "", "default") and spec.get("serviceAccount") in (None, "", "default"):
         out.append(_finding("HG-K8S-013", obj))
     return out
@@ -566,12 +574,16 @@ def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: st
     checks run, PSS at restricted (each finding says whether its control is baseline or restricted)."""
     objs = _as_objects(docs)
     pss.parse_version(pss_version)  # fail early on a bad version
+    if pss_level is not None and pss_level.lower() not in pss.LEVELS:
+        raise ValueError(f"unknown Pod Security Standards level {pss_level!r}; use one of {', '.join(pss.LEVELS)}")
     if pss_level is not None:
         return [f for o in objs for f in pss_findings(o, pss_level, pss_version)]
     out: list[Finding] = []
     workloads: list[tuple[K8sObject, dict[str, Any]]] = []
     policies: list[K8sObject] = []
     dashboards: set[tuple[str, str]] = set()
+    sa_no_automount = {(o.namespace or "default", o.name) for o in objs
+                       if o.kind == "ServiceAccount" and o.doc.get("automountServiceAccountToken") is False}
     for o in objs:
         pod = pod_template(o.doc)
         if o.kind == "NetworkPolicy":
@@ -582,13 +594,11 @@ def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: st
         if pod is not None:
             workloads.append((o, pod))
             out.extend(pss_findings(o, "restricted", pss_version))
-            out.extend(_check_workload(o, pod))
+            out.extend(_check_workload(o, pod, sa_no_automount))
             images = " ".join(str(c.get("image", "")) for _, c in _containers(pod["spec"]))
             if any(d in images for d in _DASHBOARD_IMAGES):
                 labels = _d(pod["metadata"].get("labels"))
                 dashboards.add((o.namespace or "default", ",".join(f"{k}={v}" for k, v in labels.items())))
-        elif o.kind == "ServiceAccount" and o.doc.get("automountServiceAccountToken") is not False:
-            pass  # the pod-level check reports the effective setting; a default SA is not a finding alone
     for o in objs:
         if o.kind == "Service":
             out.extend(_check_service(o, dashboards))
