@@ -1,0 +1,58 @@
+"""The rule table is data with invariants the engine depends on."""
+
+from __future__ import annotations
+
+import re
+
+try:  # Python 3.11+
+    import re._parser as sre_parse  # type: ignore[import-not-found]
+    from re._constants import MAXREPEAT  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef]
+    from sre_constants import MAXREPEAT  # type: ignore[no-redef]
+
+import pytest
+
+from hullguard.detect.secrets.rules import RULES, rule_by_id
+from hullguard.model import Severity
+
+
+def test_at_least_100_rules_with_stable_unique_ids() -> None:
+    assert len(RULES) >= 100
+    ids = [r.id for r in RULES]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"HG-SECRET-\d{3}", i) for i in ids)
+    assert len({r.slug for r in RULES}) == len(RULES)
+    assert rule_by_id("HG-SECRET-001") is RULES[0]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_rule_metadata_and_pattern(rule) -> None:
+    assert rule.title and rule.description and rule.remediation
+    assert rule.severity in Severity and rule.severity != Severity.UNKNOWN
+    assert all(k == k.lower() and k for k in rule.keywords)
+    pattern = re.compile(rule.regex.encode())
+    assert 0 <= rule.group <= pattern.groups
+
+
+def _unbounded(tree) -> bool:
+    for op, arg in tree:
+        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+            _lo, hi, sub = arg
+            if hi == MAXREPEAT or _unbounded(sub):
+                return True
+        elif op == sre_parse.SUBPATTERN:
+            if _unbounded(arg[-1]):
+                return True
+        elif op == sre_parse.BRANCH:
+            if any(_unbounded(b) for b in arg[1]):
+                return True
+        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT) and _unbounded(arg[1]):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_every_repetition_is_bounded(rule) -> None:
+    # Unbounded repeats let a hostile multi-megabyte line make re backtrack quadratically.
+    assert not _unbounded(sre_parse.parse(rule.regex)), rule.regex
