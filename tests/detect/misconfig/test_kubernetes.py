@@ -362,3 +362,31 @@ def test_hostile_documents_do_not_crash():
     ]
     check_manifests(docs)
     check_manifests(docs, pss_level="restricted")
+
+
+def test_config_paths_mixes_dockerfiles_and_manifests(tmp_path: Path):
+    from hullguard.detect.misconfig.config import check_config_paths
+
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text("FROM alpine\nCOPY . .\n")
+    (tmp_path / "svc" / "Dockerfile.dev").write_bytes(b"\x00\x00binary")
+    (tmp_path / "k8s.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: shop}\n"
+                                       "spec: {hostNetwork: true, containers: [{name: c, image: nginx}]}\n")
+    result = check_config_paths([str(tmp_path), str(tmp_path / "gone")])
+    ids = {f.rule_id for f in result.findings}
+    assert {"HG-DF-001", "HG-DF-004", "HG-DF-020", "HG-PSS-002", "HG-K8S-007"} <= ids
+    assert result.objects == 2
+    assert len(result.errors) == 2 and "gone" in result.errors[0] and "binary" in result.errors[1]
+    only_pss = check_config_paths([str(tmp_path)], pss_level="baseline", pss_version="v1.30")
+    assert {f.rule_id for f in only_pss.findings} == {"HG-PSS-002"}
+
+
+def test_rule_catalogue_is_complete():
+    from hullguard.detect.misconfig import all_rules, get_rule
+
+    rules = all_rules()
+    prefixes = {r.id.rsplit("-", 1)[0] for r in rules}
+    assert prefixes == {"HG-DF", "HG-K8S", "HG-PSS"}
+    assert len({r.id for r in rules}) == len(rules)
+    assert get_rule("HG-PSS-002") is not None and get_rule("HG-PSS-002").pss == "baseline/hostNamespaces"
+    assert get_rule("HG-K8S-025") is not None

@@ -7,11 +7,17 @@ level and version:
 - every control applies to containers, initContainers and ephemeralContainers;
 - a container-level setting overrides the pod-level one where the API says it inherits
   (runAsNonRoot, runAsUser, seccompProfile, seLinuxOptions, appArmorProfile);
-- each control has a minimum version; where a control changed (seccomp annotations -> fields at
-  v1.19, the safe sysctl list, the SELinux type list, Windows exemptions at v1.25) the requested
-  version picks the behaviour;
-- restricted includes baseline, with the restricted seccomp and capabilities controls replacing the
-  baseline ones from the version where they exist.
+- each control has a minimum version; where a control changed the requested version picks the
+  behaviour: seccomp annotations -> fields (v1.19), restricted capabilities (v1.22), runAsUser
+  (v1.23), Windows exemptions (v1.25), safe sysctls (v1.27, v1.29, v1.32, v1.37), SELinux
+  container_engine_t (v1.31), probe/lifecycle hosts (v1.34), user-namespace relaxations and the
+  restricted procMount control (v1.35);
+- two upstream amendments were made in place in the v1.0 checks and so apply at every version:
+  the appArmorProfile field and the "image" volume type;
+- restricted includes baseline, minus the baseline controls a restricted one overrides
+  (hostPathVolumes, seccompProfile_baseline, capabilities_baseline, procMount);
+- a version newer than the table behaves as the newest the table knows, as the plugin clamps to
+  its newest policy version.
 
 Input is the plain dict form (as loaded from YAML or JSON): either a Pod-like object
 ``{"metadata": {...}, "spec": {...}}`` or a bare pod spec.
