@@ -321,16 +321,33 @@ def fields_of(node: Node) -> list[FieldRef]:
     return out
 
 
-def event_types(node: Node) -> frozenset[str] | None:
-    """The evt.type values a condition can match, or None when it may match any type."""
-    if isinstance(node, Cmp) and node.lhs.name == "evt.type" and not node.lhs.transformers and node.lhs.arg is None:
+def flatten(node: Node) -> Node:
+    """Merge nested ``and``/``or`` of the same kind, so macros' conjuncts become top-level ones."""
+    if isinstance(node, BoolOp):
+        kids: list[Node] = []
+        for c in node.children:
+            c = flatten(c)
+            if isinstance(c, BoolOp) and c.op == node.op:
+                kids.extend(c.children)
+            else:
+                kids.append(c)
+        return kids[0] if len(kids) == 1 else BoolOp(node.op, tuple(kids))
+    if isinstance(node, Not):
+        return Not(flatten(node.child))
+    return node
+
+
+def field_values(node: Node, name: str) -> frozenset[str] | None:
+    """The values of field ``name`` a condition can match (from ``name = x`` / ``name in (...)``
+    reachable through top-level ``and``/``or``), or None when any value may match."""
+    if isinstance(node, Cmp) and node.lhs.name == name and not node.lhs.transformers and node.lhs.arg is None:
         if node.op == "=" and isinstance(node.value, str):
             return frozenset((node.value,))
         if node.op == "in" and isinstance(node.value, tuple):
             return frozenset(node.value)
         return None
     if isinstance(node, BoolOp):
-        sets = [event_types(c) for c in node.children]
+        sets = [field_values(c, name) for c in node.children]
         if node.op == "and":
             known = [s for s in sets if s is not None]
             if not known:
@@ -343,6 +360,22 @@ def event_types(node: Node) -> frozenset[str] | None:
             return None
         return frozenset().union(*sets)  # type: ignore[arg-type]
     return None
+
+
+def event_types(node: Node) -> frozenset[str] | None:
+    """The evt.type values a condition can match, or None when it may match any type."""
+    return field_values(node, "evt.type")
+
+
+def drop_routed(node: Node, name: str) -> Node:
+    """Remove top-level ``name = x`` / ``name in (...)`` conjuncts: once the engine routes events
+    by that field, they are always true for the events that reach the rule."""
+    if not isinstance(node, BoolOp) or node.op != "and":
+        return node
+    kids = tuple(c for c in node.children if field_values(c, name) is None or not isinstance(c, Cmp))
+    if not kids:
+        return Cmp(FieldRef(name), "exists")
+    return kids[0] if len(kids) == 1 else BoolOp("and", kids)
 
 
 # ---- compilation ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from hullguard.runtime.rules import CompiledRule, Ruleset
 PRIORITY_LABEL = {"emergency": "Emergency", "alert": "Alert", "critical": "Critical", "error": "Error",
                   "warning": "Warning", "notice": "Notice", "informational": "Informational", "debug": "Debug"}
 PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITY_LABEL)}
-_MAX_CACHED_TYPES = 4096
+_MAX_CACHED_KEYS = 65536
 
 
 @dataclass(slots=True)
@@ -38,21 +38,36 @@ class Alert:
                 "time": self.time}
 
 
-def _time_of(ev: dict[str, Any]) -> tuple[str, int | None]:
-    """(ISO-8601 UTC with nanoseconds, epoch ns) of an event, or the current time."""
+def parse_time(text: str) -> int | None:
+    """Epoch nanoseconds of an RFC 3339 timestamp, keeping all nine fractional digits."""
+    try:
+        head, _, rest = text.partition(".")
+        frac, tz = rest, ""
+        for i, ch in enumerate(rest):
+            if not ch.isdigit():
+                frac, tz = rest[:i], rest[i:]
+                break
+        if not rest:
+            head, tz = (text[:-1], "Z") if text.endswith("Z") else (text[:19], text[19:])
+        dt = datetime.fromisoformat(head + (tz.replace("Z", "+00:00") or "+00:00"))
+        return int(dt.timestamp()) * 1_000_000_000 + int((frac + "000000000")[:9])
+    except ValueError:
+        return None
+
+
+def format_time(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+def _time_of(ev: dict[str, Any]) -> tuple[str, int]:
+    """(ISO-8601 UTC with nanoseconds, epoch ns) of an event, or of now when it carries no time."""
     ns = ev.get("evt.time")
     if isinstance(ns, str):
-        iso = ns
-        try:
-            dt = datetime.fromisoformat(ns.replace("Z", "+00:00"))
-            ns = int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
-        except ValueError:
-            ns = None
-        return iso, ns
+        ns = parse_time(ns)
     if not isinstance(ns, int):
         ns = int(datetime.now(UTC).timestamp() * 1e9)
-    secs, frac = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z", ns
+    return format_time(ns), ns
 
 
 class Engine:
@@ -71,30 +86,39 @@ class Engine:
         self.hostname = hostname if hostname is not None else socket.gethostname()
         floor = PRIORITY_RANK.get(min_priority, len(PRIORITY_RANK))
         self.rules = [r for r in ruleset.rules if PRIORITY_RANK[r.priority] <= floor]
-        self._typed: dict[str, dict[str, list[CompiledRule]]] = {}
-        self._untyped: dict[str, list[CompiledRule]] = {}
+        # Routing tables per source: (evt.type or None, proc.name or None) -> rules, where None
+        # means "no constraint"; an event meets the union of its four cells, in load order.
+        self._cells: dict[str, dict[tuple[Any, Any], list[CompiledRule]]] = {}
         for r in self.rules:
-            if r.evttypes is None:
-                self._untyped.setdefault(r.source, []).append(r)
-            else:
-                by_type = self._typed.setdefault(r.source, {})
-                for t in r.evttypes:
-                    by_type.setdefault(t, []).append(r)
-        self._cache: dict[str, dict[Any, tuple[CompiledRule, ...]]] = {}
+            cells = self._cells.setdefault(r.source, {})
+            for t in r.evttypes if r.evttypes is not None else (None,):
+                for n in r.procnames if r.procnames is not None else (None,):
+                    cells.setdefault((t, n), []).append(r)
+        self._cache: dict[str, dict[tuple[Any, Any], tuple[tuple[Any, CompiledRule], ...]]] = {}
         self.events = 0
         self.alerts = 0
 
-    def candidates(self, source: str, evttype: Any) -> tuple[CompiledRule, ...]:
+    def candidates(self, source: str, evttype: Any, procname: Any = None) -> tuple[CompiledRule, ...]:
+        return tuple(r for _fn, r in self._candidates(source, evttype, procname))
+
+    def _candidates(self, source: str, evttype: Any, procname: Any) -> tuple[tuple[Any, CompiledRule], ...]:
         per_source = self._cache.get(source)
         if per_source is None:
             per_source = self._cache[source] = {}
-        got = per_source.get(evttype)
+        key = (evttype, procname)
+        got = per_source.get(key)
         if got is not None:
             return got
-        typed = self._typed.get(source, {}).get(evttype, []) if isinstance(evttype, str) else []
-        merged = tuple(sorted(typed + self._untyped.get(source, []), key=lambda r: r.index))
-        if len(per_source) < _MAX_CACHED_TYPES:
-            per_source[evttype] = merged
+        cells = self._cells.get(source, {})
+        found: dict[int, CompiledRule] = {}
+        for t in (evttype, None) if isinstance(evttype, str) else (None,):
+            for n in (procname, None) if isinstance(procname, str) else (None,):
+                for r in cells.get((t, n), ()):
+                    found[r.index] = r
+        merged = tuple((found[i].routed_match or found[i].match, found[i]) for i in sorted(found))
+        if len(per_source) >= _MAX_CACHED_KEYS:
+            per_source.clear()  # bounded memory under a flood of distinct process names
+        per_source[key] = merged
         return merged
 
     def process(self, ev: dict[str, Any]) -> list[Alert]:
@@ -102,8 +126,8 @@ class Engine:
         self.events += 1
         source = ev.get("_source", "syscall")
         out: list[Alert] = []
-        for rule in self.candidates(source, ev.get("evt.type")):
-            if rule.match(ev):
+        for match, rule in self._candidates(source, ev.get("evt.type"), ev.get("proc.name")):
+            if match(ev):
                 out.append(self._alert(rule, ev))
                 if self.first_only:
                     break
@@ -113,10 +137,10 @@ class Engine:
     def _alert(self, rule: CompiledRule, ev: dict[str, Any]) -> Alert:
         iso, ns = _time_of(ev)
         text, values = rule.output.format(ev)
-        if "evt.time" in values and ns is not None:
+        if "evt.time" in values:
             values["evt.time"] = ns
         # Falco prefixes the rendered output with the event time and the priority.
-        clock = iso[11:29] if len(iso) >= 29 else iso
+        clock = iso[11:29]
         label = PRIORITY_LABEL[rule.priority]
         return Alert(time=iso, rule=rule.name, priority=label, source=rule.source,
                      output=f"{clock}: {label} {text}", output_fields=values, tags=list(rule.tags),

@@ -199,10 +199,7 @@ def _proc_pname(ev: dict[str, Any]) -> Any:
     return chain[0] if chain else None
 
 
-def _evt_is_open(flag_words: tuple[str, ...]) -> Extractor:
-    name = {"O_WRONLY": "evt.is_open_write", "O_RDONLY": "evt.is_open_read", "O_CREAT": "evt.is_open_create",
-            }.get(flag_words[0], "")
-
+def _evt_is_open(name: str, flag_a: str, flag_b: str) -> Extractor:
     def get(ev: dict[str, Any]) -> Any:
         v = ev.get(name)
         if v is not None:
@@ -210,7 +207,7 @@ def _evt_is_open(flag_words: tuple[str, ...]) -> Extractor:
         flags = ev.get("evt.arg.flags")
         if not isinstance(flags, str):
             return None
-        return "true" if any(w in flags for w in flag_words) else "false"
+        return "true" if flag_a in flags or flag_b in flags else "false"
 
     return get
 
@@ -226,9 +223,9 @@ _DERIVED: dict[str, Extractor] = {
     "proc.cmdline": _proc_cmdline,
     "proc.exepath": _proc_exepath,
     "proc.pname": _proc_pname,
-    "evt.is_open_write": _evt_is_open(("O_WRONLY", "O_RDWR")),
-    "evt.is_open_read": _evt_is_open(("O_RDONLY", "O_RDWR")),
-    "evt.is_open_create": _evt_is_open(("O_CREAT",)),
+    "evt.is_open_write": _evt_is_open("evt.is_open_write", "O_WRONLY", "O_RDWR"),
+    "evt.is_open_read": _evt_is_open("evt.is_open_read", "O_RDONLY", "O_RDWR"),
+    "evt.is_open_create": _evt_is_open("evt.is_open_create", "O_CREAT", "O_TMPFILE"),
 }
 
 
@@ -293,6 +290,10 @@ def _path(*keys: str) -> Extractor:
         return normalise_value(cur)
 
     return get
+
+
+def _str_or_none(v: Any) -> Any:
+    return None if v is None else str(v)
 
 
 def _pod_spec(ev: dict[str, Any]) -> dict[str, Any]:
@@ -463,7 +464,8 @@ _KA: dict[str, tuple[str, str, Extractor]] = {
     "ka.req.role.rules.resources": ("str", "list", _role_rules("resources")),
     "ka.req.role.rules.apiGroups": ("str", "list", _role_rules("apiGroups")),
     "ka.resp.name": ("str", "", _path("responseObject", "metadata", "name")),
-    "ka.response.code": ("num", "", _path("responseStatus", "code")),
+    # A string in Falco's k8saudit plugin, so rules write `ka.response.code startswith 2`.
+    "ka.response.code": ("str", "", lambda ev: _str_or_none(_path("responseStatus", "code")(ev))),
     "ka.response.reason": ("str", "", _path("responseStatus", "reason")),
     "ka.useragent": ("str", "", _path("userAgent")),
     "ka.sourceips": ("str", "list", _path("sourceIPs")),

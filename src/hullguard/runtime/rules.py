@@ -24,8 +24,11 @@ from hullguard.runtime.condition import (
     UndefinedMacro,
     Unsupported,
     compile_condition,
+    drop_routed,
     event_types,
     expand,
+    field_values,
+    flatten,
     parse,
 )
 
@@ -99,6 +102,10 @@ class CompiledRule:
     evttypes: frozenset[str] | None
     where: Where
     desc: str = ""
+    # The engine also routes by process name when every match needs one of a few names.
+    procnames: frozenset[str] | None = None
+    # The condition without the conjuncts routing already guarantees (what the engine runs).
+    routed_match: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass
@@ -396,9 +403,17 @@ class Loader:
                 if exc_text:
                     cond_text = f"({cond_text}) and not ({exc_text})"
                 ast = parse(cond_text)
-                expanded = expand(ast, _MacroView(macro_ast, macro_err), lists)
+                expanded = flatten(expand(ast, _MacroView(macro_ast, macro_err), lists))
                 fn = compile_condition(expanded, rd.name)
                 out = OutputFormat(rd.output)
+                evttypes = event_types(expanded)
+                procnames = field_values(expanded, "proc.name") if rd.source == "syscall" else None
+                routed = expanded
+                if evttypes is not None:
+                    routed = drop_routed(routed, "evt.type")
+                if procnames is not None:
+                    routed = drop_routed(routed, "proc.name")
+                routed_fn = fn if routed is expanded else compile_condition(routed, rd.name)
             except Unsupported as exc:
                 st.status, st.reason = "skipped", f"{exc} ({rd.where})"
                 continue
@@ -406,8 +421,8 @@ class Loader:
                 st.status, st.reason = "error", f"{exc} ({rd.where})"
                 continue
             rules.append(CompiledRule(index=len(rules), name=rd.name, priority=rd.priority, source=rd.source,
-                                      tags=rd.tags, output=out, match=fn, evttypes=event_types(expanded),
-                                      where=rd.where, desc=rd.desc))
+                                      tags=rd.tags, output=out, match=fn, evttypes=evttypes,
+                                      where=rd.where, desc=rd.desc, procnames=procnames, routed_match=routed_fn))
         return Ruleset(rules, statuses, self.warnings, self.required_engine_version)
 
 
