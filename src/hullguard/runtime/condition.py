@@ -155,6 +155,8 @@ class _Parser:
         m = _FIELDNAME.match(self.s, self.i)
         ident = _IDENT.match(self.s, self.i)
         if ident and not m and not self._is_transformer_call():
+            if ident.group(0) in ("and", "or"):
+                raise self.fail(f"unexpected '{ident.group(0)}'")
             self.i = ident.end()
             return MacroRef(ident.group(0), start)
         lhs = self.field_expr()
