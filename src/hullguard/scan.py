@@ -6,7 +6,6 @@ image any other way.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ from datetime import UTC, datetime
 from hullguard.image.cache import LayerCache, default_dir
 from hullguard.image.layers import LayerResult, analyze_layer, squash
 from hullguard.image.source import ImageSource, Platform, SourceError
-from hullguard.image.streams import Budget, HashingReader, decompressed
+from hullguard.image.streams import Budget, HashingReader, ReadAhead, decompressed
 from hullguard.inventory.assemble import assemble, pick_os
 from hullguard.inventory.base import Analyzer
 from hullguard.inventory.registry import all_analyzers
@@ -134,10 +133,13 @@ def analyze_layers(source: ImageSource, analyzers: list[Analyzer], opts: ScanOpt
         stream = decompressed(raw, budget, what)
         if verify_diff and layer.diff_id:
             stream = HashingReader(stream, layer.diff_id, f"{what} (uncompressed)")  # type: ignore[assignment]
-        result = analyze_layer(stream, layer.digest, analyzers, budget)
-        # Read to the end so that the digests are checked over every byte, not just the tar part.
-        with contextlib.suppress(AttributeError):
-            _drain(stream)
+        ahead = ReadAhead(stream)
+        try:
+            result = analyze_layer(ahead, layer.digest, analyzers, budget)
+            # Read to the end so that the digests are checked over every byte, not just the tar part.
+            _drain(ahead)
+        finally:
+            ahead.close()
         if isinstance(raw, HashingReader):
             raw.drain()
             raw.finish()

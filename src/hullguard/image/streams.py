@@ -190,3 +190,106 @@ def decompressed(raw: BinaryIO, budget: Budget, what: str) -> BinaryIO:
     else:
         inner = stream
     return BudgetReader(inner, budget, what)  # type: ignore[return-value]
+
+
+class ReadAhead(io.RawIOBase):
+    """Reads ``inner`` on a background thread, a bounded number of chunks ahead.
+
+    Decompression (isal, zstandard), hashing and file reads release the GIL, so on a second core
+    they overlap with the tar parsing and analyzers on the first. Errors raised by the pipeline
+    (a digest mismatch, corrupt data) are re-raised in the reader, in order.
+    """
+
+    _END = object()
+
+    def __init__(self, inner: BinaryIO, chunk: int = 1 << 20, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buf = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._pump, args=(inner, chunk), daemon=True)
+        self._thread.start()
+
+    def _pump(self, inner: BinaryIO, chunk: int) -> None:
+        try:
+            while not self._stop.is_set():
+                data = inner.read(chunk)
+                if not data:
+                    break
+                self._put(data)
+            self._put(self._END)
+        except BaseException as exc:  # handed to the reader, which raises it
+            self._put(exc)
+
+    def _put(self, item: object) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        if not self._buf:
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._buf = memoryview(item)  # type: ignore[arg-type]
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            chunks = []
+            while True:
+                data = self.read(1 << 20)
+                if not data:
+                    return b"".join(chunks)
+                chunks.append(data)
+        if not self._buf and not self._done:
+            item = self._queue.get()
+            if item is self._END:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                raise item
+            else:
+                self._buf = memoryview(item)  # type: ignore[arg-type]
+        if not self._buf:
+            return b""
+        if n >= len(self._buf):
+            out = self._buf.tobytes()
+            self._buf = memoryview(b"")
+            return out
+        out = self._buf[:n].tobytes()
+        self._buf = self._buf[n:]
+        return out
+
+    def close(self) -> None:
+        """Stop the pump (the reader may give up early, on a bad layer)."""
+        import queue
+
+        self._stop.set()
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join(timeout=5)
+        super().close()

