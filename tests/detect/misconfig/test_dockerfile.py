@@ -255,6 +255,7 @@ CASES = [
      "FROM a:1\nRUN --mount=type=secret,id=tok curl -H \"Authorization: Bearer $(cat /run/secrets/tok)\" "
      "https://x/f -o f\n" + GOOD_TAIL),
     ("HG-DF-035", "FROM a:1\nENTRYPOINT /app/run\n" + GOOD_TAIL, "FROM a:1\nENTRYPOINT [\"/app/run\"]\n" + GOOD_TAIL),
+    ("HG-DF-035", "FROM a:1\nCMD python app.py\n" + GOOD_TAIL, "FROM a:1\nCMD [\"python\", \"app.py\"]\n" + GOOD_TAIL),
     ("HG-DF-036", "FROM d:12\nRUN apt install -y x\n" + GOOD_TAIL, "FROM d:12\nRUN apt-cache policy x\n" + GOOD_TAIL),
     ("HG-DF-037", "FROM alpine:3.19\n" + GOOD_TAIL, "FROM alpine:3.19@sha256:" + "a" * 64 + "\n" + GOOD_TAIL),
     ("HG-DF-038", "FROM a:1 AS x\nFROM b:1 AS x\n" + GOOD_TAIL, "FROM a:1 AS x\nFROM b:1 AS y\n" + GOOD_TAIL),

@@ -390,3 +390,11 @@ def test_rule_catalogue_is_complete():
     assert len({r.id for r in rules}) == len(rules)
     assert get_rule("HG-PSS-002") is not None and get_rule("HG-PSS-002").pss == "baseline/hostNamespaces"
     assert get_rule("HG-K8S-025") is not None
+
+
+def test_default_mode_reports_baseline_violation_hidden_by_restricted_override():
+    doc = pod(containers=[container(securityContext={"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                     "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}})])
+    findings = check_manifests([doc, DENY_ALL])
+    found = {f.rule_id: f.details["pss_level"] for f in findings if f.rule_id.startswith("HG-PSS")}
+    assert found == {"HG-PSS-004": "baseline", "HG-PSS-017": "restricted"}

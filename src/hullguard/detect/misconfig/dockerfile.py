@@ -493,7 +493,7 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     _r(34, "Credential on a RUN command line", H,
        "Passwords and tokens given on the command line end up in the image history.",
        "Mount the secret with `RUN --mount=type=secret,id=...` and read it from /run/secrets.", "4.10"),
-    _r(35, "Shell form ENTRYPOINT", L,
+    _r(35, "Shell form ENTRYPOINT or CMD", L,
        "Shell form runs the program under /bin/sh -c, which does not forward signals, so the "
        "container does not stop gracefully.", "Use the exec (JSON array) form.", ""),
     _r(36, "apt used instead of apt-get", L,
@@ -800,7 +800,7 @@ def _chk_misc(ctx: _Ctx) -> None:
                     and not os.path.exists(os.path.join(ctx.context_dir, ".dockerignore")) \
                     and not os.path.exists(ctx.path + ".dockerignore"):
                 ctx.add(20, inst.line)
-        elif inst.cmd == "ENTRYPOINT" and not inst.json and inst.value:
+        elif inst.cmd in {"ENTRYPOINT", "CMD"} and not inst.json and inst.value:
             ctx.add(35, inst.line)
     for st in ctx.df.stages:
         for cmd, num in (("CMD", 21), ("ENTRYPOINT", 22)):

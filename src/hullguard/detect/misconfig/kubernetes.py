@@ -571,7 +571,7 @@ def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: st
                     pss_version: str = "latest") -> list[Finding]:
     """Findings for loaded objects. With ``pss_level`` only Pod Security Standards violations at
     that level are returned (the answer the PodSecurity admission plugin gives); without it, all
-    checks run, PSS at restricted (each finding says whether its control is baseline or restricted)."""
+    checks run, with PSS violations of both levels (``details["pss_level"]`` says which)."""
     objs = _as_objects(docs)
     pss.parse_version(pss_version)  # fail early on a bad version
     if pss_level is not None and pss_level.lower() not in pss.LEVELS:
@@ -593,7 +593,11 @@ def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: st
             out.append(_finding("HG-K8S-008", o, "no namespace set" if not o.namespace else "namespace default"))
         if pod is not None:
             workloads.append((o, pod))
-            out.extend(pss_findings(o, "restricted", pss_version))
+            # Baseline first, then what restricted adds: evaluating restricted alone would hide a
+            # baseline violation behind the restricted control that overrides it (SYS_ADMIN
+            # reported only as "must drop ALL").
+            out.extend(pss_findings(o, "baseline", pss_version))
+            out.extend(f for f in pss_findings(o, "restricted", pss_version) if f.details["pss_level"] == "restricted")
             out.extend(_check_workload(o, pod, sa_no_automount))
             images = " ".join(str(c.get("image", "")) for _, c in _containers(pod["spec"]))
             if any(d in images for d in _DASHBOARD_IMAGES):
