@@ -50,6 +50,8 @@ except ImportError:  # pragma: no cover - depends on the platform
 
 MAX_SIZE = 10 * 1024 * 1024
 MAX_MATCHES_PER_FILE = 500
+# Past this many prefilter hits for one rule, confirming line by line stops paying off.
+MAX_PREFILTER_ENDS = 20_000
 BINARY_SNIFF = 8192
 EVIDENCE_WIDTH = 160
 
@@ -295,7 +297,14 @@ class _HyperscanIndex:
         self.n_rules = len(rules)
         base = _hs.HS_FLAG_PREFILTER | _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_MULTILINE
         self.unfiltered: set[int] = set()
-        rule_flags = [base | (_hs.HS_FLAG_CASELESS if r.ignore_case else 0) for r in rules]
+        # Line-local rules report every end offset (no SINGLEMATCH) so that re can confirm them
+        # on those lines only; the others report once and are confirmed over the whole file.
+        rule_flags = [
+            (base & ~_hs.HS_FLAG_SINGLEMATCH if r.line_local else base)
+            | (_hs.HS_FLAG_CASELESS if r.ignore_case else 0)
+            for r in rules
+        ]
+        self.line_local = frozenset(i for i, r in enumerate(rules) if r.line_local)
         kw_exprs = [re.escape(kw.encode()) for kw in keywords]
         kw_flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH] * len(keywords)
         try:
@@ -326,18 +335,29 @@ class _HyperscanIndex:
                    elements=len(exprs), flags=flags)
         return db
 
-    def hits(self, data: bytes) -> set[int]:
+    def hits(self, data: bytes) -> tuple[set[int], dict[int, list[int]]]:
+        """Ids that fired, and for line-local rules the end offsets where they fired (None-like
+        absence of a rule from the dict means "too many to list; confirm the whole file")."""
         assert _hs is not None
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:
             scratch = self._local.scratch = _hs.Scratch(self.db)
         found: set[int] = set()
+        ends: dict[int, list[int]] = {}
+        overflow: set[int] = set()
+        line_local = self.line_local
 
-        def on_match(id_: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+        def on_match(id_: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
             found.add(id_)
+            if id_ in line_local and id_ not in overflow:
+                lst = ends.setdefault(id_, [])
+                lst.append(to)
+                if len(lst) > MAX_PREFILTER_ENDS:
+                    overflow.add(id_)
+                    del ends[id_]
 
         self.db.scan(data, match_event_handler=on_match, scratch=scratch)
-        return found
+        return found, ends
 
 
 class Engine:
@@ -383,12 +403,15 @@ class Engine:
             return "binary"
         return None
 
-    def _candidates(self, data: bytes) -> list[int]:
+    def _candidates(self, data: bytes) -> tuple[list[int], dict[int, list[int]]]:
+        """Rules worth confirming with re and, for line-local rules under hyperscan, the
+        prefilter end offsets that say which lines to confirm them on."""
         n = len(self.rules)
+        ends: dict[int, list[int]] = {}
         if self._hs is not None:
-            hits = self._hs.hits(data)
+            hits, ends = self._hs.hits(data)
             present = {i - n for i in hits if i >= n}
-            may_match = hits | self._hs.unfiltered
+            may_match: set[int] | None = hits | self._hs.unfiltered
         else:
             lowered = data.lower()
             present = {i for i, k in enumerate(self._kw_bytes) if k in lowered}
@@ -401,7 +424,25 @@ class Engine:
             if may_match is not None and i not in may_match:
                 continue
             out.append(i)
-        return out
+        return out, ends
+
+    def _finditer(self, i: int, data: bytes, ends: list[int] | None) -> Iterable[re.Match[bytes]]:
+        pattern = self._patterns[i]
+        if ends is None:
+            yield from pattern.finditer(data)
+            return
+        # Every real match ends where the prefilter fired, and a line-local match lies inside
+        # the line of its last byte: scanning those lines (with their newline, so that \b, $
+        # and lookarounds see what they would see in the whole file) finds the same matches.
+        done = -1
+        for to in sorted(ends):
+            if to <= done:
+                continue
+            ls = data.rfind(b"\n", 0, max(to - 1, 0)) + 1
+            le = data.find(b"\n", max(to - 1, 0))
+            le = len(data) if le == -1 else le + 1
+            yield from pattern.finditer(data, ls, le)
+            done = le
 
     def scan(self, data: bytes, path: str = "") -> list[SecretMatch]:
         """All matches in ``data`` (the content of ``path``), ordered by offset then rule id.
@@ -409,11 +450,12 @@ class Engine:
         if self.skip_reason(data, path) is not None:
             return []
         raw: list[tuple[int, int, int, int]] = []  # (start, rule index, secret start, end)
-        for i in self._candidates(data):
+        candidates, ends = self._candidates(data)
+        for i in candidates:
             rule = self.rules[i]
             if rule.paths and not any(fnmatch.fnmatchcase(path, g) for g in rule.paths):
                 continue
-            for m in self._patterns[i].finditer(data):
+            for m in self._finditer(i, data, ends.get(i)):
                 s, e = m.span(rule.group)
                 if s < 0:
                     continue

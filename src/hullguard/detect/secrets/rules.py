@@ -27,7 +27,8 @@ C, H, M, L = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW
 END = r"(?![A-Za-z0-9_\-])"
 START = r"(?<![A-Za-z0-9_\-])"
 # How a value follows its name in config files, env files, YAML, JSON and source code.
-ASSIGN = r"""["']?\s{0,4}(?:[:=]|:=|=>|\s)\s{0,4}["']?"""
+# Spaces and tabs only, never a newline: that keeps every match on one line (see line_local).
+ASSIGN = r"""["']?[ \t]{0,4}(?:[:=]|:=|=>|[ \t])[ \t]{0,4}["']?"""
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
@@ -49,6 +50,10 @@ class Rule:
     # Reject values that look like templates or documentation (${VAR}, <password>, changeme).
     reject_placeholders: bool = False
     min_length: int = 0
+    # True when no match can contain a newline. The hyperscan backend then confirms such a rule
+    # with re on the lines where the prefilter fired instead of on the whole file, which gives
+    # the same matches (a line-local regex finds the same spans on a line as in the file).
+    line_local: bool = False
     description: str = ""
     remediation: str = ""
     references: tuple[str, ...] = field(default=())
@@ -104,6 +109,7 @@ def _r(
     placeholders: bool = False,
     min_length: int = 0,
     refs: tuple[str, ...] = (),
+    line_local: bool | None = None,
 ) -> Rule:
     return Rule(
         id=f"HG-SECRET-{n:03d}",
@@ -119,6 +125,7 @@ def _r(
         paths=paths,
         reject_placeholders=placeholders,
         min_length=min_length,
+        line_local=category in ("generic", "database") if line_local is None else line_local,
         description=_DESCRIBE[category].format(p=provider or title),
         remediation=_REMEDIATE,
         references=refs,
@@ -435,22 +442,22 @@ RULES: tuple[Rule, ...] = (
     # --- Generic assignments (entropy-gated) ---------------------------------------------
     _r(101, "generic-password", "Password assignment", M,
        r"(?:password|passwd|passphrase|pwd|requirepass)[A-Za-z0-9_]{0,20}"
-       r"[\"']?\s{0,4}(?:=|:|:=|=>)\s{0,4}[\"']?([A-Za-z0-9_\-+/=.!@#%^&*~?|]{8,128})"
+       r"[\"']?[ \t]{0,4}(?:=|:|:=|=>)[ \t]{0,4}[\"']?([A-Za-z0-9_\-+/=.!@#%^&*~?|]{8,128})"
        r"(?=[\"'\s;,]|$)",
        ("pass", "pwd"), "generic", group=1, ignore_case=True, entropy=3.0, placeholders=True),
     _r(102, "generic-secret", "Secret assignment", M,
        r"(?:secret|private[_\-]?key|signing[_\-]?key|encryption[_\-]?key)[A-Za-z0-9_]{0,20}"
-       r"[\"']?\s{0,4}(?:=|:|:=|=>)\s{0,4}[\"']?([A-Za-z0-9_\-+/=.!@#%^&*~]{16,256})"
+       r"[\"']?[ \t]{0,4}(?:=|:|:=|=>)[ \t]{0,4}[\"']?([A-Za-z0-9_\-+/=.!@#%^&*~]{16,256})"
        r"(?=[\"'\s;,]|$)",
        ("secret", "key"), "generic", group=1, ignore_case=True, entropy=3.5, placeholders=True),
     _r(103, "generic-api-key", "API key assignment", M,
        r"(?:api[_\-.]?key|apikey|access[_\-.]?key|app[_\-.]?key)[A-Za-z0-9_]{0,20}"
-       r"[\"']?\s{0,4}(?:=|:|:=|=>)\s{0,4}[\"']?([A-Za-z0-9_\-+/=.]{16,256})"
+       r"[\"']?[ \t]{0,4}(?:=|:|:=|=>)[ \t]{0,4}[\"']?([A-Za-z0-9_\-+/=.]{16,256})"
        r"(?=[\"'\s;,]|$)",
        ("key",), "generic", group=1, ignore_case=True, entropy=3.5, placeholders=True),
     _r(104, "generic-token", "Token assignment", M,
        r"(?:token|auth[_\-.]?key|bearer)[A-Za-z0-9_]{0,20}"
-       r"[\"']?\s{0,4}(?:=|:|:=|=>)\s{0,4}[\"']?([A-Za-z0-9_\-+/=.]{16,256})"
+       r"[\"']?[ \t]{0,4}(?:=|:|:=|=>)[ \t]{0,4}[\"']?([A-Za-z0-9_\-+/=.]{16,256})"
        r"(?=[\"'\s;,]|$)",
        ("token", "auth", "bearer"), "generic", group=1, ignore_case=True, entropy=3.5,
        placeholders=True),
