@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = p.add_subparsers(dest="runtime_command", metavar="ACTION", parser_class=type(p))
 
     rp = rsub.add_parser("replay", help="evaluate captured events (k8s audit, Falco JSON, Tetragon) against rules")
-    rp.add_argument("events", metavar="EVENTS.jsonl", help="JSON-lines events file ('-' for stdin)")
+    rp.add_argument("events", metavar="EVENTS.jsonl", nargs="?", default=None,
+                    help="JSON-lines events file ('-' for stdin)")
     rp.add_argument("--rules", nargs="+", metavar="FILE", action="extend", default=[],
                     help="rules files in load order (default: hullguard's bundled rules)")
     rp.add_argument("--format", choices=("json", "text"), default="text")
@@ -39,6 +40,12 @@ def _replay(args: argparse.Namespace) -> int:
     from hullguard.runtime.replay import replay
     from hullguard.runtime.rules import default_rules_path, load_rules
 
+    if args.events is None:
+        # `--rules A B EVENTS.jsonl`: argparse lets --rules swallow the positional; the last word
+        # after --rules is the events file, as the documented usage reads.
+        if len(args.rules) < 2:
+            raise HullguardError("replay needs an events file (EVENTS.jsonl)")
+        args.events = args.rules.pop()
     if args.min_priority.lower() not in PRIORITY_RANK:
         raise HullguardError(f"unknown priority {args.min_priority!r}")
     ruleset = load_rules(args.rules or [default_rules_path()])

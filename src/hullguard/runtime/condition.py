@@ -509,6 +509,9 @@ class Compiler:
         key = ref.name if ref.arg is None else f"{ref.name}[{ref.arg}]"
         expr = f"_g({key!r})" if ex is None else f"{self.gen.const(ex)}(ev)"
         kind, multi = spec.kind, spec.multi
+        if kind == "bool" and ex is None:
+            # Events built in code may carry Python booleans; rules compare with true/false.
+            expr = f"_nv({expr})"
         for t in reversed(ref.transformers):
             expr = f"{self.gen.const(_TRANSFORM_FNS[t])}({expr})"
             if t == "len":
@@ -644,8 +647,8 @@ def _any_in(vals: Any, s: frozenset[Any]) -> bool:
     return any(normalise_value(v) in s for v in vals)
 
 
-_RUNTIME: dict[str, Any] = {"_num": _num, "_as_bytes": _as_bytes, "_any": _any, "_all_in": _all_in,
-                            "_any_in": _any_in}
+_RUNTIME: dict[str, Any] = {"_num": _num, "_nv": normalise_value, "_as_bytes": _as_bytes, "_any": _any,
+                            "_all_in": _all_in, "_any_in": _any_in}
 
 
 def compile_condition(node: Node, name: str = "rule") -> Callable[[dict[str, Any]], bool]:
