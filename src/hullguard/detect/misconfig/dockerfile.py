@@ -229,7 +229,7 @@ def parse_dockerfile(data: bytes | str) -> Dockerfile:
             cur = lines[i]
             original.append(cur)
         joined = " ".join(p for p in parts if p)
-        end = i
+        end = min(i, n - 1)  # a continuation at end of file ends on the last line
         i += 1
         heredocs: list[Heredoc] = []
         keyword = joined.split(None, 1)[0].upper() if joined else ""
