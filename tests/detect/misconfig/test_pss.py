@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hullguard.detect.misconfig.pss import LATEST, PSSVersionError, evaluate_pss, parse_version
+from hullguard.detect.misconfig.pss import LATEST, PSSVersionError, evaluate_pss, format_violations, parse_version
 
 
 def restricted_pod(**spec_extra: Any) -> dict[str, Any]:
@@ -298,3 +298,9 @@ def test_hostile_shapes_do_not_crash():
     for spec in ({"containers": "nope"}, {"containers": [None, 3, {"securityContext": "x"}]},
                  {"securityContext": [], "volumes": [1, None]}, {"containers": [{"ports": [None]}]}):
         evaluate_pss({"spec": spec, "metadata": {"annotations": None}}, "restricted")
+
+
+def test_denial_message_shape():
+    found = evaluate_pss(restricted_pod(hostPID=True), "baseline", "v1.30")
+    msg = format_violations("baseline", "v1.30", found)
+    assert msg == 'violates PodSecurity "baseline:v1.30": host namespaces (hostPID=true)'

@@ -34,7 +34,7 @@ from hullguard.model import Severity
 
 from .rules import Rule, register
 
-__all__ = ["LATEST", "LEVELS", "Violation", "evaluate_pss", "parse_version"]
+__all__ = ["LATEST", "LEVELS", "Violation", "evaluate_pss", "format_violations", "parse_version"]
 
 LEVELS = ("privileged", "baseline", "restricted")
 # The newest Kubernetes minor this table was written against; "latest" means this.
@@ -471,3 +471,11 @@ def evaluate_pss(pod_spec_with_metadata: dict[str, Any], level: str = "restricte
             out.append(Violation(control=c.id, level=c.level, reason=c.reason, detail=detail,
                                  rule_id=CONTROL_RULE[c.id]))
     return out
+
+
+def format_violations(level: str, version: str, violations: list[Violation]) -> str:
+    """The denial message in the PodSecurity plugin's shape, for the admission webhook:
+    ``violates PodSecurity "restricted:latest": reason (detail), reason (detail)``."""
+    version = version if version.startswith("v") or version == "latest" else f"v{version}"
+    parts = [f"{v.reason} ({v.detail})" for v in violations]
+    return f'violates PodSecurity "{level}:{version}": ' + ", ".join(parts)
