@@ -398,3 +398,15 @@ def test_default_mode_reports_baseline_violation_hidden_by_restricted_override()
     findings = check_manifests([doc, DENY_ALL])
     found = {f.rule_id: f.details["pss_level"] for f in findings if f.rule_id.startswith("HG-PSS")}
     assert found == {"HG-PSS-004": "baseline", "HG-PSS-017": "restricted"}
+
+
+def test_aggregated_cluster_role_gets_matching_rules():
+    part = role("ClusterRole", "secret-reader", [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}])
+    part["metadata"]["labels"] = {"rbac.example/aggregate-to-monitoring": "true"}
+    agg = role("ClusterRole", "monitoring", [])
+    selector = {"matchLabels": {"rbac.example/aggregate-to-monitoring": "true"}}
+    agg["aggregationRule"] = {"clusterRoleSelectors": [selector]}
+    bind = binding("ClusterRoleBinding", "ClusterRole", "monitoring", [SA])
+    found = [f for f in check_manifests([part, agg, bind]) if f.rule_id == "HG-K8S-021"]
+    subjects = [f.details.get("subject") for f in found if f.target == "ClusterRoleBinding/b"]
+    assert subjects == ["ServiceAccount build/ci"]

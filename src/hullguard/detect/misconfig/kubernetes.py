@@ -501,6 +501,25 @@ def _rbac_findings(objs: list[K8sObject]) -> list[Finding]:
             roles[("ClusterRole", "", o.name)] = o
         elif o.kind == "Role":
             roles[("Role", o.namespace or "default", o.name)] = o
+    # Aggregated ClusterRoles get the rules of every ClusterRole their selectors match (as the
+    # controller fills them in a cluster), so a binding to "monitoring" sees what it really grants.
+    aggregated: dict[str, list[Any]] = {}
+    for key, r in roles.items():
+        selectors = _l(_d(r.doc.get("aggregationRule")).get("clusterRoleSelectors"))
+        if key[0] != "ClusterRole" or not selectors:
+            continue
+        rules = list(_l(r.doc.get("rules")))
+        for other_key, other in roles.items():
+            labels = _d(_d(other.doc.get("metadata")).get("labels"))
+            if other_key[0] == "ClusterRole" and other is not r and any(selector_matches(sel, labels)
+                                                                         for sel in selectors if sel is not None):
+                rules.extend(_l(other.doc.get("rules")))
+        aggregated[r.name] = rules
+
+    def rules_of(key: tuple[str, str, str], role: K8sObject) -> list[Any]:
+        return aggregated.get(role.name, []) if key[0] == "ClusterRole" and role.name in aggregated \
+            else _l(role.doc.get("rules"))
+
     out: list[Finding] = []
     bound: set[tuple[str, str, str]] = set()
     for b in objs:
@@ -513,7 +532,7 @@ def _rbac_findings(objs: list[K8sObject]) -> list[Finding]:
         bound.add(key)
         role = roles.get(key)
         if role is not None:
-            rules = _l(role.doc.get("rules"))
+            rules = rules_of(key, role)
         elif rkind == "ClusterRole" and rname in _BUILTIN_ROLES:
             rules = _BUILTIN_ROLES[rname]
         else:
@@ -538,7 +557,7 @@ def _rbac_findings(objs: list[K8sObject]) -> list[Finding]:
     for key, role in roles.items():
         if key in bound:
             continue
-        for rule_id, why in _powers(_l(role.doc.get("rules"))).items():
+        for rule_id, why in _powers(rules_of(key, role)).items():
             if rule_id != "full":
                 out.append(_finding(rule_id, role, f"{role.kind} {role.name} grants {why} (no binding in the input)",
                                     role=f"{role.kind}/{role.name}"))
