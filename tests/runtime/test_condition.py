@@ -201,3 +201,26 @@ class TestOutput:
     def test_unknown_output_field(self) -> None:
         with pytest.raises(Unsupported):
             OutputFormat("x=%proc.madeup")
+
+
+class TestNetworkFields:
+    CONNECT = {"evt.type": "connect", "fd.sip": "10.1.2.3", "fd.dip": "93.184.216.34", "fd.dport": 443}
+    ACCEPT = {"evt.type": "accept", "fd.cip": "192.168.1.9", "fd.sip": "10.1.2.3", "fd.sport": 22}
+
+    @pytest.mark.parametrize(("cond", "ev", "want"), [
+        ('fd.net = "10.0.0.0/8"', CONNECT, True),
+        ('fd.net != "127.0.0.0/8"', CONNECT, True),
+        ('fd.net != "10.0.0.0/8"', CONNECT, False),
+        ('fd.snet in ("10.0.0.0/8", "192.168.0.0/16")', CONNECT, False),
+        ('fd.snet in ("93.184.0.0/16")', CONNECT, True),
+        ('fd.snet = "10.0.0.0/8"', ACCEPT, True),
+        ('fd.cnet = "192.168.0.0/16"', ACCEPT, True),
+        ('fd.ip = "10.1.2.3"', ACCEPT, True),
+        ('fd.net = "fe80::/10"', CONNECT, False),
+    ])
+    def test_cidr(self, cond: str, ev: dict[str, Any], want: bool) -> None:
+        assert run(cond, ev) is want
+
+    def test_bad_cidr(self) -> None:
+        with pytest.raises(ConditionError):
+            run("fd.net = not-a-net", self.CONNECT)

@@ -317,3 +317,51 @@ def test_bundled_rules_load_with_expected_statuses() -> None:
     assert status(rs, "Unknown field sample") == "skipped"
     assert status(rs, "Cloudtrail console login") == "skipped"
     assert {r.source for r in rs.rules} == {"syscall", "k8s_audit"}
+
+
+def test_quoted_list_items_are_spliced_as_values() -> None:
+    # Falco files quote items that contain '-' or '/' inside the YAML string: '"10.0.0.0/8"'.
+    rs = load("""
+    - list: private
+      items: ['"10.0.0.0/8"', '"192.168.0.0/16"']
+    - list: odd_names
+      items: ['"75-system-updat"', plain]
+    - rule: R
+      desc: d
+      condition: evt.type = connect and not fd.snet in (private) and not proc.name in (odd_names)
+      output: o %fd.name
+      priority: INFO
+    """)
+    ev = {"evt.type": "connect", "fd.sip": "10.0.0.1", "fd.dip": "8.8.8.8", "proc.name": "curl"}
+    assert fired(rs, ev) == ["R"]
+    assert fired(rs, {**ev, "fd.dip": "10.9.9.9"}) == []
+    assert fired(rs, {**ev, "proc.name": "75-system-updat"}) == []
+
+
+def test_falco_style_macros_load_and_run() -> None:
+    # Constructs as they appear in Falco's default rules: comparisons without spaces, quoted
+    # "<NA>", nested macro references, aname without index, list of lists in a macro.
+    rs = load("""
+    - required_engine_version: 17
+    - macro: open_write
+      condition: (evt.type in (open,openat,openat2) and evt.is_open_write=true and fd.typechar='f' and fd.num>=0)
+    - macro: proc_name_exists
+      condition: (proc.name!="<NA>")
+    - list: a_bins
+      items: [apt, dpkg]
+    - list: b_bins
+      items: [rpm]
+    - macro: pkg
+      condition: proc.name in (a_bins, b_bins) or proc.aname in (a_bins)
+    - rule: Write etc
+      desc: d
+      condition: open_write and proc_name_exists and fd.name startswith /etc and not pkg
+      output: "Write below /etc (file=%fd.name pcmdline=%proc.pcmdline gparent=%proc.aname[2] %container.info)"
+      priority: ERROR
+    """)
+    ev = {"evt.type": "openat", "evt.arg.flags": "O_WRONLY", "fd.name": "/etc/x", "fd.typechar": "f", "fd.num": 3,
+          "proc.name": "vi", "proc.pname": "bash"}
+    assert fired(rs, ev) == ["Write etc"]
+    assert fired(rs, {**ev, "proc.name": "rpm"}) == []
+    assert fired(rs, {**ev, "_anc": ["sh", "dpkg"]}) == []
+    assert fired(rs, {**ev, "fd.num": -1}) == []

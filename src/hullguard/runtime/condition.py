@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -443,8 +444,29 @@ class _Gen:
         return name
 
 
+def _nets(values: tuple[str, ...] | str) -> tuple[Any, ...]:
+    items = (values,) if isinstance(values, str) else values
+    try:
+        return tuple(ipaddress.ip_network(v, strict=False) for v in items)
+    except ValueError as exc:
+        raise ConditionError(f"not a network address: {exc}") from exc
+
+
+def _in_nets(ip: Any, nets: tuple[Any, ...]) -> bool:
+    if not isinstance(ip, str):
+        return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr in n for n in nets)
+
+
 def _scalar_op(op: str, kind: str, const: Any, gen: _Gen) -> tuple[str, Any]:
     """(python expression template over ``X``, converted constant) for one scalar comparison."""
+    if kind == "net" and op in ("=", "!="):
+        c = gen.const(_nets(const))
+        return (f"_in_nets(X, {c})" if op == "=" else f"(X is not None and not _in_nets(X, {c}))"), None
     if op in ("=", "!=", "<", "<=", ">", ">="):
         if kind == "num" or op in ("<", "<=", ">", ">="):
             num = _num(const)
@@ -538,7 +560,10 @@ class Compiler:
             return f"{g.const(tmpl)}({expr}, {rexpr})"
         if n.op in LIST_OPS:
             items = n.value if isinstance(n.value, tuple) else (n.value,)
-            if n.op == "pmatch":
+            if kind == "net":
+                fn = g.const(_nets(items))
+                test = f"_in_nets(X, {fn})"
+            elif n.op == "pmatch":
                 pre = tuple((p.rstrip("/") or "/", p.rstrip("/") + "/") for p in items)
                 fn = g.const(_pmatch(pre))
                 test = f"{fn}(X)"
@@ -554,6 +579,13 @@ class Compiler:
             return self._apply(expr, test, multi)
         if not isinstance(n.value, str):
             raise ConditionError(f"operator {n.op} needs a value")
+        if multi and n.op == "!=":
+            # For several values, "!=" means none of them is equal (fd.net != 127.0.0.0/8 for
+            # either end of a socket), not "some value differs".
+            tmpl, _ = _scalar_op("=", kind, n.value, g)
+            tmp = f"_t{g.n}"
+            g.n += 1
+            return f"(({tmp} := {expr}) is not None and not {self._apply(tmp, tmpl, multi)})"
         tmpl, _ = _scalar_op(n.op, kind, n.value, g)
         return self._apply(expr, tmpl, multi)
 
@@ -648,7 +680,7 @@ def _any_in(vals: Any, s: frozenset[Any]) -> bool:
 
 
 _RUNTIME: dict[str, Any] = {"_num": _num, "_nv": normalise_value, "_as_bytes": _as_bytes, "_any": _any,
-                            "_all_in": _all_in, "_any_in": _any_in}
+                            "_all_in": _all_in, "_any_in": _any_in, "_in_nets": _in_nets}
 
 
 def compile_condition(node: Node, name: str = "rule") -> Callable[[dict[str, Any]], bool]:

@@ -40,21 +40,21 @@ proc.tty_name proc.cwd proc.sname proc.env proc.aexe proc.aexepath proc.acmdline
 thread.cap_permitted thread.cap_effective thread.cap_inheritable
 user.name user.homedir user.shell user.loginname group.name
 fd.name fd.directory fd.filename fd.typechar fd.type fd.sip fd.cip fd.dip fd.rip fd.lip fd.sip.name
-fd.dip.name fd.l4proto fd.sockfamily fd.nameraw fd.net fd.snet fd.cnet
+fd.dip.name fd.l4proto fd.sockfamily fd.nameraw evt.res
 container.id container.name container.image container.image.repository container.image.tag
 container.image.id container.type container.image.digest container.healthcheck
 k8s.ns.name k8s.pod.name k8s.pod.uid k8s.pod.labels k8s.deployment.name
 """
 _SYSCALL_NUM = """
-evt.time evt.num evt.rawres evt.res evt.count evt.latency evt.cpu
+evt.time evt.num evt.rawres evt.count evt.latency evt.cpu
 proc.pid proc.ppid proc.vpid proc.pvpid proc.sid proc.vpgid proc.tty proc.loginshellid
 proc.exe_ino proc.exe_ino.ctime
-user.uid user.loginuid group.gid fd.num fd.sport fd.cport fd.dport fd.rport fd.lport fd.ino
+proc.duration user.uid user.loginuid group.gid fd.num fd.sport fd.cport fd.dport fd.rport fd.lport fd.ino
 """
 _SYSCALL_BOOL = """
 evt.failed evt.is_open_read evt.is_open_write evt.is_open_exec evt.is_open_create
 proc.is_exe_writable proc.is_exe_upper_layer proc.is_exe_from_memfd proc.is_sid_leader
-proc.is_vpgid_leader container.privileged fd.connected
+proc.is_vpgid_leader container.privileged fd.connected fd.name_changed
 """
 
 FIELDS: dict[str, FieldSpec] = {}
@@ -63,6 +63,11 @@ for _kind, _block in (("str", _SYSCALL_STR), ("num", _SYSCALL_NUM), ("bool", _SY
         FIELDS[_n] = FieldSpec(_n, _kind)
 for _n in ("proc.aname", "proc.apid"):
     FIELDS[_n] = FieldSpec(_n, "num" if _n == "proc.apid" else "str", multi="any", arg_ok=True)
+# Network fields compare addresses against CIDR blocks ("net" kind); fd.ip/fd.net match either end.
+for _n in ("fd.net", "fd.ip"):
+    FIELDS[_n] = FieldSpec(_n, "net" if _n == "fd.net" else "str", multi="list")
+for _n in ("fd.snet", "fd.cnet"):
+    FIELDS[_n] = FieldSpec(_n, "net")
 for _n in ("evt.arg", "evt.rawarg", "proc.env", "k8s.pod.label", "container.label", "evt.abspath"):
     FIELDS[_n] = FieldSpec(_n, "str", needs_arg=_n != "proc.env", arg_ok=True)
 
@@ -212,7 +217,28 @@ def _evt_is_open(name: str, flag_a: str, flag_b: str) -> Extractor:
     return get
 
 
+def _both_ips(ev: dict[str, Any]) -> Any:
+    ips = [ip for ip in (ev.get("fd.cip") or ev.get("fd.sip"), ev.get("fd.sip") if ev.get("fd.cip") else
+                         ev.get("fd.dip")) if ip is not None]
+    return ips or None
+
+
+def _server_ip(ev: dict[str, Any]) -> Any:
+    # Falco's "server" is the remote end of a connect, the local end of an accept.
+    v = ev.get("fd.sip") if ev.get("fd.cip") is not None else ev.get("fd.dip")
+    return v if v is not None else ev.get("fd.sip")
+
+
+def _client_ip(ev: dict[str, Any]) -> Any:
+    v = ev.get("fd.cip")
+    return v if v is not None else (ev.get("fd.sip") if ev.get("fd.dip") is not None else None)
+
+
 _DERIVED: dict[str, Extractor] = {
+    "fd.net": _both_ips,
+    "fd.ip": _both_ips,
+    "fd.snet": _server_ip,
+    "fd.cnet": _client_ip,
     "fd.directory": _fd_directory,
     "fd.filename": _fd_filename,
     "fd.typechar": _fd_typechar,

@@ -369,7 +369,7 @@ class Loader:
                 if item in self.lists and item not in stack and item != name:
                     out.extend(resolve(item, (*stack, name)))
                 else:
-                    out.append(item)
+                    out.append(_unquote(item))
             done[name] = out
             return out
 
@@ -437,6 +437,14 @@ class _MacroView(dict):  # type: ignore[type-arg]
         if isinstance(key, str) and key in self.errors:
             raise ConditionError(self.errors[key])
         return super().__contains__(key)
+
+
+def _unquote(item: str) -> str:
+    """Falco splices list items into conditions as text, so an item written '"10.0.0.0/8"' (quotes
+    inside the YAML string, to protect '-' or '/') means the bare value."""
+    if len(item) >= 2 and item[0] == item[-1] and item[0] in "\"'":
+        return item[1:-1]
+    return item
 
 
 def _quote(v: Any) -> str:
