@@ -56,3 +56,50 @@ def _unbounded(tree) -> bool:
 def test_every_repetition_is_bounded(rule) -> None:
     # Unbounded repeats let a hostile multi-megabyte line make re backtrack quadratically.
     assert not _unbounded(sre_parse.parse(rule.regex)), rule.regex
+
+
+def _class_has_newline(items) -> bool:
+    hit = False
+    negate = False
+    for op, arg in items:
+        if op == sre_parse.NEGATE:
+            negate = True
+        elif op == sre_parse.LITERAL:
+            hit |= arg == 10
+        elif op == sre_parse.RANGE:
+            hit |= arg[0] <= 10 <= arg[1]
+        elif op == sre_parse.CATEGORY:
+            hit |= arg in (sre_parse.CATEGORY_SPACE, sre_parse.CATEGORY_NOT_DIGIT,
+                           sre_parse.CATEGORY_NOT_WORD)
+    return hit != negate
+
+
+def _can_consume_newline(tree) -> bool:
+    for op, arg in tree:
+        if (op == sre_parse.LITERAL and arg == 10) or (op == sre_parse.NOT_LITERAL and arg != 10):
+            return True
+        if op == sre_parse.IN and _class_has_newline(arg):
+            return True
+        if op == sre_parse.CATEGORY and _class_has_newline([(op, arg)]):
+            return True
+        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT) and _can_consume_newline(arg[2]):
+            return True
+        if op == sre_parse.SUBPATTERN and _can_consume_newline(arg[-1]):
+            return True
+        if op == sre_parse.BRANCH and any(_can_consume_newline(b) for b in arg[1]):
+            return True
+        # Lookarounds (ASSERT, ASSERT_NOT) consume nothing, so they may look at a newline.
+    return False
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if r.line_local], ids=lambda r: r.id)
+def test_line_local_rules_cannot_span_lines(rule) -> None:
+    # The hyperscan backend confirms these rules line by line; that is only exact if no match
+    # can contain a newline.
+    assert not _can_consume_newline(sre_parse.parse(rule.regex)), rule.regex
+
+
+def test_line_local_check_catches_newlines() -> None:
+    for regex in (r"a\sb", r"a[^x]b", r"a\nb", r"a[\s\S]b", r"a\Wb"):
+        assert _can_consume_newline(sre_parse.parse(regex)), regex
+    assert not _can_consume_newline(sre_parse.parse(r"a[^\s]b(?=\s)[ \t]."))
