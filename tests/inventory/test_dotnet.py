@@ -3,14 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.dotnet import DotnetAnalyzer
-from hullguard.model import FileFacts, Package
+from hullguard.model import Package
+from tests.inventory._fuzz import check_spliced_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dotnet"
 APP = "app"
@@ -247,17 +247,7 @@ SEEDS = [(f"app/{f.name}", f.read_bytes()) for f in sorted(FIXTURES.iterdir())]
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
-    path, seed = data.draw(st.sampled_from(SEEDS))
-    cut = data.draw(st.integers(0, len(seed)))
-    junk = data.draw(st.binary(max_size=64))
-    blob = seed[:cut] + junk + seed[cut + data.draw(st.integers(0, 64)) :]
-    try:
-        facts = list(DotnetAnalyzer().analyze(FileInfo(path), blob))
-    except AnalyzerError:
-        return
-    # Whatever comes out must survive the layer cache's encoders.
-    msgspec.msgpack.encode(FileFacts.of(facts))
-    msgspec.json.encode(FileFacts.of(facts))
+    check_spliced_seed(DotnetAnalyzer(), SEEDS, data)
 
 
 def test_packages_lock_many_frameworks_stay_linear() -> None:

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.ruby import RubyAnalyzer
-from hullguard.model import FileFacts, Package
+from hullguard.model import Package
+from tests.inventory._fuzz import check_spliced_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ruby"
 GEMS = "usr/local/lib/ruby/gems/3.2.0/specifications"
@@ -297,17 +297,7 @@ SEEDS = [(f"{GEMS}/{f.name}", f.read_bytes()) for f in sorted(FIXTURES.glob("*.g
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
-    path, seed = data.draw(st.sampled_from(SEEDS))
-    cut = data.draw(st.integers(0, len(seed)))
-    junk = data.draw(st.binary(max_size=64))
-    blob = seed[:cut] + junk + seed[cut + data.draw(st.integers(0, 64)) :]
-    try:
-        facts = list(RubyAnalyzer().analyze(FileInfo(path), blob))
-    except AnalyzerError:
-        return
-    # Whatever comes out must survive the layer cache's encoders.
-    msgspec.msgpack.encode(FileFacts.of(facts))
-    msgspec.json.encode(FileFacts.of(facts))
+    check_spliced_seed(RubyAnalyzer(), SEEDS, data)
 
 
 def test_stub_header_alone_is_enough() -> None:

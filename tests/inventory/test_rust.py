@@ -4,14 +4,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.rust import CargoLockAnalyzer
-from hullguard.model import FileFacts, Package
+from hullguard.model import Package
+from tests.inventory._fuzz import check_spliced_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rust"
 
@@ -160,17 +160,7 @@ SEEDS = [("a/Cargo.lock", (FIXTURES / n).read_bytes()) for n in ("v1.Cargo.lock"
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_bytes_only_raise_analyzer_error(data: st.DataObject) -> None:
-    path, seed = data.draw(st.sampled_from(SEEDS))
-    cut = data.draw(st.integers(0, len(seed)))
-    junk = data.draw(st.binary(max_size=64))
-    blob = seed[:cut] + junk + seed[cut + data.draw(st.integers(0, 64)) :]
-    try:
-        facts = list(CargoLockAnalyzer().analyze(FileInfo(path), blob))
-    except AnalyzerError:
-        return
-    # Whatever comes out must survive the layer cache's encoders.
-    msgspec.msgpack.encode(FileFacts.of(facts))
-    msgspec.json.encode(FileFacts.of(facts))
+    check_spliced_seed(CargoLockAnalyzer(), SEEDS, data)
 
 
 def test_hostile_dependency_repeats_stay_linear() -> None:

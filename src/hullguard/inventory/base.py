@@ -9,10 +9,11 @@ joins.
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from hullguard.model import Fact
 
@@ -34,6 +35,18 @@ class FileInfo:
 
 class AnalyzerError(Exception):
     """An analyzer could not parse a file: reported as a warning, the scan goes on."""
+
+
+def load_json(info: FileInfo, data: bytes) -> Any:
+    """Decode a JSON file from an image, turning every way it can be broken into AnalyzerError."""
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise AnalyzerError(f"{info.path}: not UTF-8: {exc}") from None
+    except ValueError as exc:
+        raise AnalyzerError(f"{info.path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise AnalyzerError(f"{info.path}: JSON nested too deeply") from None
 
 
 class Analyzer:

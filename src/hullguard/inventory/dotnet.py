@@ -28,31 +28,19 @@ files are not read.
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hullguard import purl
-from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo
+from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo, load_json
 from hullguard.model import Fact, Package
 
 _RUNTIMEPACK = "runtimepack."
 _LOCK_TYPES = {"direct", "transitive", "centraltransitive"}
 # Entity declarations are the door to expansion attacks; real NuGet files never have them.
 _DTD = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-def _load_json(info: FileInfo, data: bytes) -> Any:
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise AnalyzerError(f"{info.path}: not UTF-8: {exc}") from None
-    except ValueError as exc:
-        raise AnalyzerError(f"{info.path}: invalid JSON: {exc}") from None
-    except RecursionError:
-        raise AnalyzerError(f"{info.path}: JSON nested too deeply") from None
 
 
 def _nuget(name: str, version: str, found_by: str, metadata: dict[str, Any]) -> Package:
@@ -98,9 +86,9 @@ class DotnetAnalyzer(Analyzer):
         if not data.strip():
             return []
         if info.path.endswith(".deps.json"):
-            return self._deps_json(info, _load_json(info, data))
+            return self._deps_json(info, load_json(info, data))
         if info.path.endswith("packages.lock.json"):
-            return self._packages_lock(info, _load_json(info, data))
+            return self._packages_lock(info, load_json(info, data))
         return self._packages_config(info, data)
 
     # -- deps.json -------------------------------------------------------------------------

@@ -19,24 +19,12 @@ reported as written, with the commit in ``metadata["reference"]``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from hullguard import purl
-from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo
+from hullguard.inventory.base import Analyzer, AnalyzerError, FileInfo, load_json
 from hullguard.model import Fact, Package
-
-
-def _load_json(info: FileInfo, data: bytes) -> Any:
-    try:
-        return json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise AnalyzerError(f"{info.path}: not UTF-8: {exc}") from None
-    except ValueError as exc:
-        raise AnalyzerError(f"{info.path}: invalid JSON: {exc}") from None
-    except RecursionError:
-        raise AnalyzerError(f"{info.path}: JSON nested too deeply") from None
 
 
 def normalize_version(version: str) -> str:
@@ -79,7 +67,7 @@ class PhpAnalyzer(Analyzer):
     def analyze(self, info: FileInfo, data: bytes) -> Iterable[Fact]:
         if not data.strip():
             return []
-        doc = _load_json(info, data)
+        doc = load_json(info, data)
         entries: list[tuple[Any, bool]] = []
         if info.path.endswith("composer.lock"):
             if not isinstance(doc, dict):
