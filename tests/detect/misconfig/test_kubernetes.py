@@ -410,3 +410,30 @@ def test_aggregated_cluster_role_gets_matching_rules():
     found = [f for f in check_manifests([part, agg, bind]) if f.rule_id == "HG-K8S-021"]
     subjects = [f.details.get("subject") for f in found if f.target == "ClusterRoleBinding/b"]
     assert subjects == ["ServiceAccount build/ci"]
+
+
+def test_container_findings_point_at_the_container_line():
+    text = textwrap.dedent("""\
+        apiVersion: v1
+        kind: List
+        items:
+        - apiVersion: batch/v1
+          kind: CronJob
+          metadata: {name: c, namespace: shop}
+          spec:
+            jobTemplate:
+              spec:
+                template:
+                  spec:
+                    initContainers:
+                    - name: init
+                      image: busybox:1.36
+                    containers:
+                    - name: main
+                      image: busybox
+        """)
+    findings = check_text(text, "c.yaml").findings
+    lines = {(f.rule_id, f.details.get("container")): f.location.line for f in findings if f.location}
+    assert lines[("HG-K8S-006", "init")] == 13
+    assert lines[("HG-K8S-007", "main")] == 16
+    assert lines[("HG-K8S-005", None)] == 4  # pod-level findings stay on the object

@@ -43,6 +43,23 @@ class K8sObject:
     doc: dict[str, Any]
     path: str = ""
     line: int = 0
+    node: Any = field(default=None, repr=False, compare=False)  # the YAML node, for line_of
+
+    def line_of(self, *keys: str | int) -> int:
+        """Line of the value at ``keys`` below this object (map keys and list indexes), or of the
+        deepest part of that path that exists; the object's own line without a YAML node."""
+        node, line = self.node, self.line
+        for key in keys:
+            if isinstance(node, yaml.MappingNode) and isinstance(key, str):
+                node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+                node = node.value[key]
+            else:
+                node = None
+            if node is None:
+                break
+            line = node.start_mark.line + 1
+        return line
 
     @property
     def kind(self) -> str:
@@ -81,13 +98,13 @@ def _l(x: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------------
 # loading
 
-def _items_lines(node: yaml.Node) -> list[int]:
-    """Start lines of the entries of a List object's ``items`` sequence."""
+def _items_nodes(node: yaml.Node) -> list[yaml.Node]:
+    """The entries of a List object's ``items`` sequence."""
     if not isinstance(node, yaml.MappingNode):
         return []
     for key, value in node.value:
         if isinstance(key, yaml.ScalarNode) and key.value == "items" and isinstance(value, yaml.SequenceNode):
-            return [item.start_mark.line + 1 for item in value.value]
+            return list(value.value)
     return []
 
 
@@ -103,12 +120,13 @@ def _flatten(doc: Any, node: yaml.Node | None, path: str, line: int, result: Man
         result.notices.append(f"{path}:{line}: document {docno} has no kind; not a Kubernetes object, skipped")
         return
     if kind.endswith("List") and isinstance(doc.get("items"), list):
-        lines = _items_lines(node) if node is not None else []
+        nodes = _items_nodes(node) if node is not None else []
         for i, item in enumerate(doc["items"]):
-            item_line = lines[i] if i < len(lines) else line
-            yield from _flatten(item, None, path, item_line, result, docno)
+            item_node = nodes[i] if i < len(nodes) else None
+            item_line = item_node.start_mark.line + 1 if item_node is not None else line
+            yield from _flatten(item, item_node, path, item_line, result, docno)
         return
-    yield K8sObject(doc=doc, path=path, line=line)
+    yield K8sObject(doc=doc, path=path, line=line, node=node)
 
 
 def load_manifests(data: bytes | str, path: str = "-", result: ManifestResult | None = None) -> list[K8sObject]:
@@ -178,6 +196,13 @@ def pod_template(obj: dict[str, Any]) -> dict[str, Any] | None:
     else:
         return None
     return {"metadata": _d(tpl.get("metadata")), "spec": _d(tpl.get("spec"))}
+
+
+def _indexed_containers(spec: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        for i, c in enumerate(_l(spec.get(key))):
+            if isinstance(c, dict):
+                yield key, i, c
 
 
 def _containers(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -267,14 +292,16 @@ RULES: dict[str, Rule] = {r.id: r for r in [
 register(*RULES.values())
 
 
-def _finding(rule_id: str, obj: K8sObject, message: str = "", **details: Any) -> Finding:
+def _finding(rule_id: str, obj: K8sObject, message: str = "", *, at: tuple[str | int, ...] = (),
+             **details: Any) -> Finding:
     rule = RULES.get(rule_id) or pss.RULES[rule_id]
     d: dict[str, Any] = {"resource": obj.ref}
     if message:
         d["message"] = message
     d.update(details)
     return Finding(kind="misconfiguration", rule_id=rule.id, severity=rule.severity, title=rule.title,
-                   target=obj.ref, location=Location(path=obj.path, line=obj.line), fix=rule.remediation,
+                   target=obj.ref, location=Location(path=obj.path, line=obj.line_of(*at) if at else obj.line),
+                   fix=rule.remediation,
                    details=d)
 
 
@@ -294,13 +321,22 @@ def _image_tag(image: str) -> tuple[str, str]:
     return (last.rsplit(":", 1)[1] if ":" in last else ""), digest
 
 
+_SPEC_PATH: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "PodTemplate": ("template", "spec"),
+    **{k: ("spec", "template", "spec") for k in _TEMPLATE_KINDS},
+}
+
+
 def _check_workload(obj: K8sObject, pod: dict[str, Any], sa_no_automount: set[tuple[str, str]]) -> list[Finding]:
     out: list[Finding] = []
     spec = pod["spec"]
-    for key, c in _containers(spec):
+    spec_path = _SPEC_PATH.get(obj.kind, ())
+    for key, index, c in _indexed_containers(spec):
         name = str(c.get("name", "?"))
         sc = _d(c.get("securityContext"))
-        where = {"container": name}
+        where: dict[str, Any] = {"container": name, "at": (*spec_path, key, index)}
         ephemeral = key == "ephemeralContainers"
         if sc.get("readOnlyRootFilesystem") is not True and not ephemeral:
             out.append(_finding("HG-K8S-001", obj, f'container "{name}"', **where))
@@ -330,10 +366,10 @@ def _check_workload(obj: K8sObject, pod: dict[str, Any], sa_no_automount: set[tu
         args = " ".join(str(a) for a in _l(c.get("args")) + _l(c.get("command")))
         if "--enable-skip-login" in args or "--enable-insecure-login" in args:
             out.append(_finding("HG-K8S-011", obj, f'container "{name}" allows skipping login', **where))
-    for vol in _l(spec.get("volumes")):
+    for i, vol in enumerate(_l(spec.get("volumes"))):
         hp = _d(_d(vol).get("hostPath")).get("path", "")
         if isinstance(hp, str) and any(s in hp for s in _RUNTIME_SOCKETS):
-            out.append(_finding("HG-K8S-012", obj, f"hostPath {hp}"))
+            out.append(_finding("HG-K8S-012", obj, f"hostPath {hp}", at=(*spec_path, "volumes", i)))
     sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
     # The pod's own setting wins; without one, the ServiceAccount's setting applies.
     automount = spec.get("automountServiceAccountToken")
