@@ -323,6 +323,14 @@ def _str_or_none(v: Any) -> Any:
 
 
 def _pod_spec(ev: dict[str, Any]) -> dict[str, Any]:
+    # Several rules read the pod spec of the same event: find it once and keep it on the event.
+    spec = ev.get("_podspec")
+    if spec is None:
+        spec = ev["_podspec"] = _find_pod_spec(ev)
+    return spec
+
+
+def _find_pod_spec(ev: dict[str, Any]) -> dict[str, Any]:
     obj = _k(ev).get("requestObject")
     if not isinstance(obj, dict):
         return {}

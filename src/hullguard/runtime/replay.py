@@ -27,8 +27,13 @@ class ReplayStats:
     alerts: int = 0
 
 
+_INPUT_PRIVATE_OK = ("_anc", "_apid")  # ancestry chains a flat event may carry
+
+
 def _flat(fields: dict[str, Any], source: str) -> dict[str, Any]:
-    ev = {k: normalise_value(v) for k, v in fields.items()}
+    # Keys starting with "_" are the engine's own bookkeeping; input may not forge them.
+    ev = {k: normalise_value(v) for k, v in fields.items()
+          if not (isinstance(k, str) and k.startswith("_")) or k in _INPUT_PRIVATE_OK}
     ev["_source"] = source
     return ev
 
