@@ -103,3 +103,18 @@ def test_line_local_check_catches_newlines() -> None:
     for regex in (r"a\sb", r"a[^x]b", r"a\nb", r"a[\s\S]b", r"a\Wb"):
         assert _can_consume_newline(sre_parse.parse(regex)), regex
     assert not _can_consume_newline(sre_parse.parse(r"a[^\s]b(?=\s)[ \t]."))
+
+
+def test_line_local_matches_contain_a_keyword() -> None:
+    # The re backend only confirms line-local rules on lines holding one of their keywords.
+    from tests.detect.secrets.corpus import FILES
+
+    text = "\n".join(f.text for f in FILES).encode()
+    variants = [text, text.upper(), text.lower()]
+    for rule in RULES:
+        if not rule.line_local:
+            continue
+        pattern = re.compile(rule.regex.encode(), re.M | (re.I if rule.ignore_case else 0))
+        for data in variants:
+            for m in pattern.finditer(data):
+                assert any(k.encode() in m.group(0).lower() for k in rule.keywords), (rule.id, m)

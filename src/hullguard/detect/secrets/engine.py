@@ -426,16 +426,35 @@ class Engine:
             if kws and not any(k in present for k in kws):
                 continue
             out.append(i)
+            if self._hs is None and kws and self.rules[i].line_local:
+                # Every match of a line-local rule contains one of its keywords (a rules.py
+                # convention, tested), so only lines holding a keyword need re.
+                found = self._keyword_ends(lowered, kws)
+                if found is not None:
+                    ends[i] = found
         return out, ends
+
+    def _keyword_ends(self, lowered: bytes, kws: tuple[int, ...]) -> list[int] | None:
+        out: list[int] = []
+        for k in kws:
+            kw = self._kw_bytes[k]
+            pos = lowered.find(kw)
+            while pos != -1:
+                out.append(pos + len(kw))
+                if len(out) > MAX_PREFILTER_ENDS:
+                    return None
+                pos = lowered.find(kw, pos + 1)
+        return out
 
     def _finditer(self, i: int, data: bytes, ends: list[int] | None) -> Iterable[re.Match[bytes]]:
         pattern = self._patterns[i]
         if ends is None:
             yield from pattern.finditer(data)
             return
-        # Every real match ends where the prefilter fired, and a line-local match lies inside
-        # the line of its last byte: scanning those lines (with their newline, so that \b, $
-        # and lookarounds see what they would see in the whole file) finds the same matches.
+        # Every real match ends where the prefilter fired (or, for the re backend, holds a
+        # keyword ending at one of ``ends``), and a line-local match lies inside one line.
+        # Scanning those lines (with their newline, so that \b, $ and lookarounds see what
+        # they would see in the whole file) therefore finds the same matches.
         done = -1
         for to in sorted(ends):
             if to <= done:
