@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from hullguard.detect.misconfig.pss import LATEST, PSSVersionError, evaluate_pss, format_violations, parse_version
+from hullguard.detect.misconfig.pss import (
+    LATEST,
+    PSSVersionError,
+    evaluate_all,
+    evaluate_pss,
+    format_violations,
+    parse_version,
+)
 
 
 def restricted_pod(**spec_extra: Any) -> dict[str, Any]:
@@ -304,3 +311,13 @@ def test_denial_message_shape():
     found = evaluate_pss(restricted_pod(hostPID=True), "baseline", "v1.30")
     msg = format_violations("baseline", "v1.30", found)
     assert msg == 'violates PodSecurity "baseline:v1.30": host namespaces (hostPID=true)'
+
+
+def test_evaluate_all_reports_both_levels_without_overrides():
+    pod = with_container_sc(BASE, capabilities={"add": ["SYS_ADMIN"]}, procMount="Unmasked")
+    found = {(v.control, v.level) for v in evaluate_all(pod)}
+    assert found == {("capabilities_baseline", "baseline"), ("capabilities_restricted", "restricted"),
+                     ("procMount", "baseline")}
+    userns = copy.deepcopy(pod)
+    userns["spec"]["hostUsers"] = False
+    assert ("procMount_restricted", "restricted") in {(v.control, v.level) for v in evaluate_all(userns)}

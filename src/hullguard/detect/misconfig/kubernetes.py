@@ -613,13 +613,14 @@ def _as_objects(docs: Iterable[K8sObject | dict[str, Any]]) -> list[K8sObject]:
     return out
 
 
-def pss_findings(obj: K8sObject, level: str, version: str) -> list[Finding]:
+def pss_findings(obj: K8sObject, level: str | None, version: str) -> list[Finding]:
+    """PSS findings of one object at ``level``; with None, every violated control of both levels."""
     pod = pod_template(obj.doc)
     if pod is None:
         return []
-    return [_finding(v.rule_id, obj, v.detail, pss_level=v.level, pss_control=v.control, pss_version=version,
-                     pss_checked_level=level)
-            for v in pss.evaluate_pss(pod, level, version)]
+    found = pss.evaluate_all(pod, version) if level is None else pss.evaluate_pss(pod, level, version)
+    return [_finding(v.rule_id, obj, v.detail, pss_level=v.level, pss_control=v.control, pss_version=version)
+            for v in found]
 
 
 def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: str | None = None,
@@ -648,11 +649,10 @@ def check_manifests(docs: Iterable[K8sObject | dict[str, Any]], *, pss_level: st
             out.append(_finding("HG-K8S-008", o, "no namespace set" if not o.namespace else "namespace default"))
         if pod is not None:
             workloads.append((o, pod))
-            # Baseline first, then what restricted adds: evaluating restricted alone would hide a
-            # baseline violation behind the restricted control that overrides it (SYS_ADMIN
-            # reported only as "must drop ALL").
-            out.extend(pss_findings(o, "baseline", pss_version))
-            out.extend(f for f in pss_findings(o, "restricted", pss_version) if f.details["pss_level"] == "restricted")
+            # Both levels without overrides: evaluating restricted alone would hide a baseline
+            # violation behind the restricted control that overrides it (SYS_ADMIN reported only
+            # as "must drop ALL").
+            out.extend(pss_findings(o, None, pss_version))
             out.extend(_check_workload(o, pod, sa_no_automount))
             images = " ".join(str(c.get("image", "")) for _, c in _containers(pod["spec"]))
             if any(d in images for d in _DASHBOARD_IMAGES):

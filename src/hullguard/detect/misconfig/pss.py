@@ -34,7 +34,7 @@ from hullguard.model import Severity
 
 from .rules import Rule, register
 
-__all__ = ["LATEST", "LEVELS", "Violation", "evaluate_pss", "format_violations", "parse_version"]
+__all__ = ["LATEST", "LEVELS", "Violation", "evaluate_all", "evaluate_pss", "format_violations", "parse_version"]
 
 LEVELS = ("privileged", "baseline", "restricted")
 # The newest Kubernetes minor this table was written against; "latest" means this.
@@ -479,3 +479,24 @@ def format_violations(level: str, version: str, violations: list[Violation]) -> 
     version = version if version.startswith("v") or version == "latest" else f"v{version}"
     parts = [f"{v.reason} ({v.detail})" for v in violations]
     return f'violates PodSecurity "{level}:{version}": ' + ", ".join(parts)
+
+
+def evaluate_all(pod_spec_with_metadata: dict[str, Any], version: str | tuple[int, int] | None = "latest"
+                 ) -> list[Violation]:
+    """Violations of every control of both levels at ``version``, without the restricted
+    overrides: what a report wants (a baseline problem is not hidden behind the restricted control
+    that replaces it), and in one pass. ``Violation.level`` tells the levels apart."""
+    v = parse_version(version)
+    meta, spec = _pod_parts(pod_spec_with_metadata)
+    out = []
+    for c in _CONTROLS:
+        if v >= c.since:
+            detail = c.check(meta, spec, v)
+            if detail:
+                out.append(Violation(control=c.id, level=c.level, reason=c.reason, detail=detail,
+                                     rule_id=CONTROL_RULE[c.id]))
+    # procMount_restricted is the baseline check without the user-namespace relaxation: when both
+    # fire they say the same thing, so keep the baseline one.
+    if any(x.control == "procMount" for x in out):
+        out = [x for x in out if x.control != "procMount_restricted"]
+    return out
