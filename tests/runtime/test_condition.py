@@ -225,3 +225,9 @@ class TestNetworkFields:
     def test_bad_cidr(self) -> None:
         with pytest.raises(ConditionError):
             run("fd.net = not-a-net", self.CONNECT)
+
+
+def test_evt_time_renders_as_clock_but_stays_numeric_in_fields() -> None:
+    text, values = OutputFormat("at %evt.time").format({"evt.time": 1_700_000_000_123_456_789})
+    assert text == "at 22:13:20.123456789"
+    assert values == {"evt.time": 1_700_000_000_123_456_789}

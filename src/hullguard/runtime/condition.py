@@ -20,6 +20,7 @@ import base64
 import fnmatch
 import ipaddress
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -751,5 +752,10 @@ class OutputFormat:
             else:
                 v = p[1](ev)
                 values[p[0]] = v
-                out.append(_render(v))
+                if p[0] == "evt.time" and isinstance(v, int):
+                    # Falco prints evt.time as a wall clock with nanoseconds; JSON keeps the number.
+                    secs, frac = divmod(v, 1_000_000_000)
+                    out.append(f"{time.strftime('%H:%M:%S', time.gmtime(secs))}.{frac:09d}")
+                else:
+                    out.append(_render(v))
         return "".join(out), values
