@@ -144,6 +144,9 @@ _PLACEHOLDER_WORDS = (
     b"secret123", b"hunter2", b"letmein", b"qwerty", b"12345678", b"abcdef", b"env(",
     b"getenv", b"environ", b"process.env", b"settings.", b"config.", b"os.",
 )
+# Letters-only words joined by separators: names and labels, not generated secrets (which almost
+# always hold digits). Passphrases of plain words are missed by this, a deliberate trade.
+_WORDS = re.compile(rb"^[A-Za-z]{1,40}(?:[-_.][A-Za-z]{1,40}){1,12}$")
 _REFERENCE = re.compile(rb"^(?:[A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*){1,8}$")
 
 
@@ -153,6 +156,8 @@ def is_placeholder(value: bytes) -> bool:
     if len(set(low)) <= 2:  # "xxxxxxxx", "********", "aaaa"
         return True
     if low.startswith((b"$", b"%", b"@", b"&")) or low.endswith(b"}"):
+        return True
+    if _WORDS.match(value):  # my-app-db-credentials, X-Api-Key-Header-Name, bearer_access_token
         return True
     if _REFERENCE.match(value):  # settings.DB_PASSWORD, self.token
         return True
@@ -514,10 +519,13 @@ class Engine:
     ) -> list[tuple[int, int, int, int]]:
         # `GITHUB_TOKEN=ghp_...` matches both the GitHub rule and the generic token rule, and an
         # Azure connection string matches both Azure rules: one secret, one finding. A generic
-        # match overlapping a specific one is dropped; among matches of the same span the
-        # lowest rule id wins (raw is sorted by start, then rule index).
+        # match overlapping a specific one is dropped; among specific matches of the same span
+        # the lowest rule id wins (provider rules come before the URL rules).
         specific = [(s, e) for _, i, s, e in raw if self.rules[i].category != "generic"]
-        seen: set[tuple[int, int]] = set()
+        best: dict[tuple[int, int], int] = {}
+        for _, i, s, e in raw:
+            if self.rules[i].category != "generic":
+                best[(s, e)] = min(i, best.get((s, e), i))
         out = []
         for item in raw:
             _, i, s, e = item
@@ -525,9 +533,8 @@ class Engine:
                 a < e and s < b for a, b in specific
             ):
                 continue
-            if (s, e) in seen:
+            if best.get((s, e), i) != i:
                 continue
-            seen.add((s, e))
             out.append(item)
         return out
 

@@ -338,7 +338,36 @@ NEGATIVE_FILES: list[CorpusFile] = [
        ),
 ]
 
-FILES: list[CorpusFile] = POSITIVE_FILES + NEGATIVE_FILES
+# Written after the rules were tuned and never tuned against: an honest check on over-fitting.
+HOLDOUT_FILES: list[CorpusFile] = [
+    _f("srv/app/application.yml",
+       "spring:",
+       "  datasource:",
+       "    username: app",
+       (f'    password: "{rand(ALNUM, 9)}&{rand(ALNUM, 6)}"', "HG-SECRET-101"),
+       "    secret_name: my-app-db-credentials",
+       "  security:",
+       "    token_type: bearer_access_token_v2",
+       "    client_secret: ${{ secrets.CLIENT_SECRET }}",
+       (f"    jwt_signing_key: {rand(B64, 44)}", "HG-SECRET-102"),
+       ),
+    _f("srv/app/deploy.sh",
+       "#!/bin/sh",
+       (f'export API_TOKEN="{rand(ALNUM, 32)}"', "HG-SECRET-104"),
+       'export SECRET_KEY_BASE_LENGTH=128',
+       'curl -H "X-Api-Key: $API_KEY" https://api.fake.internal/v1',
+       (f"git clone https://oauth2:glpat-{fake(URLSAFE, 20)}@gitlab.fake.internal/g/p.git",
+        "HG-SECRET-020"),
+       ),
+    _f("srv/app/src/Main.java",
+       'private static final String PASSWORD_FIELD = "passwordConfirmation";',
+       'String apiKeyHeader = "X-Api-Key-Header-Name";',
+       'String hash = "$2b$12$' + rand(ALNUM + "./", 53) + '";',
+       (f'String mailgun = "key-{rand(HEX, 32)}";', "HG-SECRET-052"),
+       ),
+]
+
+FILES: list[CorpusFile] = POSITIVE_FILES + NEGATIVE_FILES + HOLDOUT_FILES
 
 
 def expected() -> set[tuple[str, int, str]]:
