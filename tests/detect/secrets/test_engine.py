@@ -183,3 +183,18 @@ def test_scan_time_is_not_quadratic_in_matches(re_engine: Engine) -> None:
     start = time.monotonic()
     re_engine.scan(("password=" + "Zq8#vT2!mKp9wL " * 20 + "\n").encode() * 2000, "f")
     assert time.monotonic() - start < 600
+
+
+def test_engine_and_analyzer_survive_pickling(hs_engine: Engine) -> None:
+    import pickle
+
+    from hullguard.detect.secrets.analyzer import SecretAnalyzer
+
+    allow = AllowList(rules=frozenset({"HG-SECRET-001"}), regexes=("^x",))
+    eng = Engine(use_hyperscan=hs_engine.backend == "hyperscan", allow=allow, max_size=1234)
+    copy = pickle.loads(pickle.dumps(eng))
+    assert (copy.backend, copy.max_size, copy.allow) == (eng.backend, 1234, allow)
+    data = f"{AWS_ID} {GHP}\n".encode()
+    assert [m.rule.id for m in copy.scan(data, "f")] == ["HG-SECRET-014"]
+    analyzer = pickle.loads(pickle.dumps(SecretAnalyzer(eng)))
+    assert analyzer.engine.max_size == 1234

@@ -398,6 +398,12 @@ class Engine:
         if use_hyperscan is not False and _hs is not None:
             self._hs = _HyperscanIndex(self.rules, self.keywords)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A compiled hyperscan database cannot be pickled; a worker process rebuilds the engine
+        # from its settings instead (layers may be analysed in a process pool).
+        return (_rebuild, (self.rules, self._hs is not None, self.max_size, self.allow,
+                           self.skip_default_paths))
+
     @property
     def backend(self) -> str:
         return "hyperscan" if self._hs is not None else "re"
@@ -547,6 +553,12 @@ class Engine:
         return self.allow.allows(
             rule.id, path, fp, secret.decode("utf-8", "replace"), line.decode("utf-8", "replace")
         )
+
+
+def _rebuild(rules: tuple[Rule, ...], use_hs: bool, max_size: int, allow: AllowList,
+             skip_default_paths: bool) -> Engine:
+    return Engine(rules, use_hyperscan=use_hs and _hs is not None, max_size=max_size, allow=allow,
+                  skip_default_paths=skip_default_paths)
 
 
 _default: dict[bool, Engine] = {}
