@@ -198,3 +198,19 @@ def test_engine_and_analyzer_survive_pickling(hs_engine: Engine) -> None:
     assert [m.rule.id for m in copy.scan(data, "f")] == ["HG-SECRET-014"]
     analyzer = pickle.loads(pickle.dumps(SecretAnalyzer(eng)))
     assert analyzer.engine.max_size == 1234
+
+
+def test_compiled_database_is_cached_and_a_bad_cache_is_ignored(
+    hs_engine: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HULLGUARD_NO_SECRET_DB_CACHE", raising=False)
+    data = f"{GHP}\n".encode()
+    first = Engine(use_hyperscan=True)
+    [cached] = list((tmp_path / "hullguard" / "secrets").glob("*.hsdb"))
+    second = Engine(use_hyperscan=True)
+    cached.write_bytes(b"not a database")
+    third = Engine(use_hyperscan=True)
+    for eng in (first, second, third):
+        assert [m.rule.id for m in eng.scan(data, "f")] == ["HG-SECRET-014"]
+    assert cached.stat().st_size > 1000  # rewritten after the bad read

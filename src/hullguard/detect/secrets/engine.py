@@ -33,11 +33,13 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import math
+import os
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hullguard.detect.secrets.rules import RULES, Rule
@@ -296,6 +298,42 @@ def evidence(match: SecretMatch, data: bytes, others: Sequence[SecretMatch] = ()
     return text.strip()
 
 
+def _cache_path(exprs: list[bytes], flags: list[int]) -> Path | None:
+    """Where a compiled database for exactly these expressions is kept. Compiling takes one to
+    two seconds, which every CLI run would otherwise pay. The key covers the expressions, the
+    flags and the hyperscan version; the file is only ever a cache (any error: recompile)."""
+    if os.environ.get("HULLGUARD_NO_SECRET_DB_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    h = hashlib.sha256(str(getattr(_hs, "__version__", "")).encode())
+    for expr, flag in zip(exprs, flags, strict=True):
+        h.update(len(expr).to_bytes(4, "big") + expr + flag.to_bytes(4, "big"))
+    return Path(base) / "hullguard" / "secrets" / f"{h.hexdigest()[:32]}.hsdb"
+
+
+def _load_cached(path: Path | None) -> Any:
+    if path is None or _hs is None:
+        return None
+    try:
+        db = _hs.loadb(path.read_bytes(), _hs.HS_MODE_BLOCK)
+        _hs.Scratch(db)  # proves the database is usable before trusting it
+        return db
+    except (OSError, _hs.error, TypeError, ValueError):
+        return None
+
+
+def _store_cached(path: Path | None, db: Any) -> None:
+    if path is None or _hs is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(_hs.dumpb(db))
+        os.replace(tmp, path)  # atomic: concurrent scans never read half a file
+    except OSError:
+        pass
+
+
 class _HyperscanIndex:
     """One block-mode database with a prefilter expression per rule and a caseless literal per
     keyword. ``hits`` returns the ids that fired at least once."""
@@ -315,9 +353,16 @@ class _HyperscanIndex:
         self.line_local = frozenset(i for i, r in enumerate(rules) if r.line_local)
         kw_exprs = [re.escape(kw.encode()) for kw in keywords]
         kw_flags = [_hs.HS_FLAG_CASELESS | _hs.HS_FLAG_SINGLEMATCH] * len(keywords)
+        all_exprs = [r.regex.encode() for r in rules] + kw_exprs
+        cache = _cache_path(all_exprs, rule_flags + kw_flags)
+        cached = _load_cached(cache)
+        if cached is not None:
+            self.db = cached
+            self._local = threading.local()
+            return
         try:
-            self.db = self._compile([r.regex.encode() for r in rules] + kw_exprs,
-                                    rule_flags + kw_flags)
+            self.db = self._compile(all_exprs, rule_flags + kw_flags)
+            _store_cached(cache, self.db)
         except _hs.error:
             # Find the rules Hyperscan rejects (slow, one by one); they are always confirmed
             # with re instead, which keeps results identical at some cost in speed.
