@@ -11,16 +11,21 @@ backends and for ``detect-secrets`` (PyPI) run with its default plugins over the
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import subprocess
 import sys
-import sysconfig
-import tempfile
-import time
-from pathlib import Path
+
+# This file is named like the stdlib module `secrets`; keep its folder off the import path so
+# that a library importing `secrets` gets the real one.
+sys.path[:] = [p for p in sys.path if p not in ("", __file__.rsplit("/", 1)[0])]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sysconfig  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
