@@ -15,7 +15,13 @@ from hullguard.model import HullguardError
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
-COMMANDS = ["hullguard.cli.scan", "hullguard.cli.db", "hullguard.cli.cache"]
+COMMANDS = [
+    "hullguard.cli.scan",
+    "hullguard.cli.config",
+    "hullguard.cli.db",
+    "hullguard.cli.runtime",
+    "hullguard.cli.cache",
+]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -27,6 +27,14 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _where(f: Finding) -> str:
+    loc = f.location
+    if loc and loc.path:
+        where = f"{loc.path}:{loc.line}" if loc.line else loc.path
+        return where if where.startswith("/") or f.kind == "misconfiguration" else "/" + where
+    return f.target
+
+
 def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int]) -> list[str]:
     out = [""]
     by_sev = Counter(f.severity.name for f in vulns)
@@ -70,10 +78,11 @@ def render(result: ScanResult) -> bytes:
         distroless = " distroless" if o.distroless else ""
         out.append(f"  OS:              {o.name or o.family} ({o.family} {o.release}{codename}){distroless}")
     counts = Counter(p.ecosystem for p in result.packages)
-    out.append(
-        f"  packages:        {len(result.packages)}"
-        + (f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else "")
-    )
+    if a.type != "config":
+        out.append(
+            f"  packages:        {len(result.packages)}"
+            + (f" ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})" if counts else "")
+        )
     layer_index = {layer.digest: i for i, layer in enumerate(result.layers)}
     if result.layers:
         per_layer = Counter(p.locations[0].layer for p in result.packages if p.locations)
@@ -96,7 +105,7 @@ def render(result: ScanResult) -> bytes:
     if others:
         out.append("")
         out.append("Findings")
-        rows = [[f.severity.name, f.rule_id, f.kind, f.target, f.title] for f in others]
+        rows = [[f.severity.name, f.rule_id, f.kind, _where(f), f.title] for f in others]
         out.extend(_table(rows, ["SEVERITY", "ID", "KIND", "TARGET", "TITLE"]))
     if result.packages:
         out.append("")
