@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.npm import NpmAnalyzer, package_url, parse_pnpm_key, parse_yarn_v1
 from hullguard.model import Package
+from tests.inventory._fuzz import check_spliced_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "npm"
 GENERATED = FIXTURES / "generated"
@@ -487,24 +488,9 @@ def _seeds() -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    path=st.sampled_from(_PATHS),
-    seed=st.sampled_from(_seeds()),
-    cut=st.integers(min_value=0, max_value=3000),
-    noise=st.binary(max_size=40),
-    at=st.integers(min_value=0, max_value=3000),
-)
-def test_fuzz_only_analyzer_error(path: str, seed: bytes, cut: int, noise: bytes, at: int) -> None:
-    data = seed[:cut]
-    data = data[:at] + noise + data[at:]
-    try:
-        facts = list(analyzer.analyze(FileInfo(path), data))
-    except AnalyzerError:
-        return
-    for fact in facts:
-        assert isinstance(fact, Package)
-        assert isinstance(fact.name, str) and fact.name
-        assert isinstance(fact.version, str) and fact.version
+@given(data=st.data())
+def test_fuzz_only_analyzer_error(data: st.DataObject) -> None:
+    check_spliced_seed(analyzer, [("", seed) for seed in _seeds()], data, paths=_PATHS)
 
 
 @settings(max_examples=200, deadline=None)

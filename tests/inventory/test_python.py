@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.python import PythonAnalyzer, normalize, parse_core_metadata, parse_requirements
 from hullguard.model import Package
+from tests.inventory._fuzz import check_spliced_seed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "python"
 GENERATED = FIXTURES / "generated"
@@ -400,20 +401,8 @@ def _seeds() -> list[bytes]:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    path=st.sampled_from(_PATHS),
-    seed=st.sampled_from(_seeds()),
-    cut=st.integers(min_value=0, max_value=3000),
-    noise=st.binary(max_size=40),
-    at=st.integers(min_value=0, max_value=3000),
-)
-def test_fuzz_only_analyzer_error(path: str, seed: bytes, cut: int, noise: bytes, at: int) -> None:
-    data = seed[:cut]
-    data = data[:at] + noise + data[at:]
-    try:
-        facts = list(analyzer.analyze(FileInfo(path), data))
-    except AnalyzerError:
-        return
+@given(data=st.data())
+def test_fuzz_only_analyzer_error(data: st.DataObject) -> None:
+    facts = check_spliced_seed(analyzer, [("", seed) for seed in _seeds()], data, paths=_PATHS)
     for fact in facts:
-        assert isinstance(fact, Package)
-        assert fact.name and fact.version and fact.purl.startswith("pkg:pypi/")
+        assert fact.purl.startswith("pkg:pypi/")
