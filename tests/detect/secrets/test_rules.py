@@ -118,3 +118,11 @@ def test_line_local_matches_contain_a_keyword() -> None:
         for data in variants:
             for m in pattern.finditer(data):
                 assert any(k.encode() in m.group(0).lower() for k in rule.keywords), (rule.id, m)
+
+
+def test_catalog_for_rules_cli() -> None:
+    from hullguard.detect.secrets.rules import catalog
+
+    entries = catalog()
+    assert len(entries) == len(RULES)
+    assert entries[0].id == "HG-SECRET-001" and entries[0].remediation

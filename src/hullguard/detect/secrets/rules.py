@@ -634,3 +634,15 @@ def _check_ids() -> None:
 
 
 _check_ids()
+
+
+def catalog() -> list:
+    """The secret rules in the shape `hullguard rules list/explain` shows (the misconfiguration
+    rule struct), so the CLI can list both kinds from one registry."""
+    from hullguard.detect.misconfig.rules import Rule as CatalogRule
+
+    return [
+        CatalogRule(id=r.id, title=r.title, severity=r.severity, description=r.description,
+                    remediation=r.remediation, references=r.references)
+        for r in RULES
+    ]
