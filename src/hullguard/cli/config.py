@@ -62,8 +62,9 @@ def _config(args: argparse.Namespace) -> int:
 
 def _all_rules() -> list:
     from hullguard.detect.misconfig.rules import all_rules
+    from hullguard.detect.secrets.rules import catalog
 
-    return all_rules()
+    return [*all_rules(), *catalog()]
 
 
 def _rules_list(args: argparse.Namespace) -> int:
@@ -76,7 +77,8 @@ def _rules_list(args: argparse.Namespace) -> int:
 def _rules_explain(args: argparse.Namespace) -> int:
     from hullguard.detect.misconfig.rules import get_rule
 
-    rule = get_rule(args.rule_id)
+    rule = get_rule(args.rule_id) or next(
+        (r for r in _all_rules() if r.id.upper() == args.rule_id.upper()), None)
     if rule is None:
         raise HullguardError(f"no rule {args.rule_id!r} (see 'hullguard rules list')")
     print(f"{rule.id}: {rule.title}\nseverity: {rule.severity.name}")

@@ -32,7 +32,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
-SCANNERS = ("vuln",)
+SCANNERS = ("vuln", "secret")
+# Findings of these kinds trip --exit-code.
+GATED_KINDS = {"vulnerability", "secret"}
 
 
 def _scanners(text: str) -> set[str]:
@@ -57,7 +59,8 @@ def _severities(text: str):
 
 def _vuln_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scanners", type=_scanners, default=os.environ.get("HULLGUARD_SCANNERS", "vuln"),
-                   help="what to look for: vuln, or none for the inventory only (default: vuln)")
+                   help="what to look for: vuln, secret (in every layer, the image config and its "
+                   "history), or none for the inventory only (default: vuln)")
     p.add_argument("--db", default="", help="advisory database: a SQLite path or postgresql:// URL "
                    "(default: $HULLGUARD_DB, else the cache; the bundled snapshot on first use)")
     p.add_argument("--severity", type=_severities, default=os.environ.get("HULLGUARD_SEVERITY", ""),
@@ -147,7 +150,15 @@ def _options(args: argparse.Namespace):
     from hullguard.image.source import Platform
     from hullguard.scan import ScanOptions
 
+    analyzers = None
+    if "secret" in getattr(args, "scanners", ()):
+        # Secret scanning reads nearly every text file, so it runs only when asked for.
+        from hullguard.detect.secrets.analyzer import SecretAnalyzer
+        from hullguard.inventory.registry import all_analyzers
+
+        analyzers = [*all_analyzers(), SecretAnalyzer()]
     return ScanOptions(
+        analyzers=analyzers,
         cache_dir=getattr(args, "cache_dir", ""),
         use_cache=not getattr(args, "no_cache", False),
         platform=Platform.parse(args.platform) if getattr(args, "platform", "") else None,
@@ -162,6 +173,15 @@ def _options(args: argparse.Namespace):
 
 def _detect(result, args: argparse.Namespace):
     """Run the chosen scanners over the inventory, then filter what the user asked to see."""
+    if "secret" in args.scanners and (result.artifact.config or result.artifact.history):
+        from hullguard.detect.secrets.analyzer import redact_image_config, redact_text, scan_image_config
+
+        art = result.artifact
+        result.findings = [*result.findings, *scan_image_config(art.config, art.history)]
+        # The findings mask what they found; the report must not print the same values elsewhere.
+        art.config, art.history = redact_image_config(art.config, art.history)
+        for layer in result.layers:
+            layer.created_by = redact_text(layer.created_by, "history")
     if "vuln" not in args.scanners:
         return result
     from hullguard.detect.vulns import apply, filter_findings, sort_by_risk
@@ -190,7 +210,7 @@ def _emit(result, args: argparse.Namespace) -> int:
         if len(result.warnings) > len(shown):
             print(f"hullguard: {len(result.warnings) - len(shown)} more warnings (see --format json)",
                   file=sys.stderr)
-    if args.exit_code and any(f.kind == "vulnerability" for f in result.findings):
+    if args.exit_code and any(f.kind in GATED_KINDS for f in result.findings):
         return args.exit_code
     return 0
 

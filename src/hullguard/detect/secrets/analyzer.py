@@ -17,6 +17,7 @@ from hullguard.detect.secrets.engine import (
     SecretMatch,
     default_engine,
     evidence,
+    mask,
     should_skip_path,
 )
 from hullguard.inventory.base import Analyzer, FileInfo
@@ -138,3 +139,37 @@ def scan_image_config(
             ))
     _mark_aws_pairs(findings)
     return findings
+
+
+def redact_text(text: str, where: str, engine: Engine | None = None) -> str:
+    """``text`` with every secret the engine finds in it masked (for config strings that a report
+    would otherwise print verbatim)."""
+    engine = engine or default_engine()
+    data = text.encode("utf-8", "replace")
+    matches = engine.scan(data, f"image-config:{where}") if data else []
+    for m in sorted(matches, key=lambda m: m.secret_start, reverse=True):
+        secret = data[m.secret_start : m.secret_end].decode("utf-8", "replace")
+        data = data[: m.secret_start] + mask(secret).encode() + data[m.secret_end :]
+    return data.decode("utf-8", "replace")
+
+
+def redact_image_config(config: dict[str, Any], history: list[dict[str, Any]],
+                        engine: Engine | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Copies of the config and history with secrets masked: the secret findings mask their
+    evidence, and the report must not print the same values elsewhere."""
+    engine = engine or default_engine()
+    config = dict(config)
+    if isinstance(config.get("Env"), list):
+        config["Env"] = [redact_text(e, "Env", engine) if isinstance(e, str) else e for e in config["Env"]]
+    if isinstance(config.get("Labels"), dict):
+        config["Labels"] = {k: redact_text(f"{k}={v}", "Labels", engine).split("=", 1)[1]
+                            if isinstance(v, str) else v for k, v in config["Labels"].items()}
+    for key in ("Cmd", "Entrypoint"):
+        if isinstance(config.get(key), list):
+            config[key] = [redact_text(v, key, engine) if isinstance(v, str) else v for v in config[key]]
+    history = [
+        {**h, "created_by": redact_text(h["created_by"], "history", engine)}
+        if isinstance(h, dict) and isinstance(h.get("created_by"), str) else h
+        for h in history
+    ]
+    return config, history
