@@ -1,0 +1,1 @@
+"""Vulnerability management policy: the ignore file and VEX documents."""
