@@ -68,6 +68,10 @@ def _vuln_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore-unfixed", action="store_true", help="hide vulnerabilities with no fixed version")
     p.add_argument("--exit-code", type=int, default=0,
                    help="exit with this code when any vulnerability remains after filtering (CI gate)")
+    p.add_argument("--ignorefile", default=os.environ.get("HULLGUARD_IGNOREFILE", ""),
+                   help="YAML ignore file (default: ./.hullguardignore when present)")
+    p.add_argument("--vex", action="append", default=[], metavar="FILE",
+                   help="OpenVEX or CycloneDX VEX document; not_affected/fixed statements suppress findings")
 
 
 def _scan_options(p: argparse.ArgumentParser) -> None:
@@ -200,8 +204,33 @@ def _detect(result, args: argparse.Namespace):
     return result
 
 
+def _suppress(result, args: argparse.Namespace):
+    """Apply the ignore file and VEX statements; what they hide is reported, never silently lost."""
+    ignorefile = args.ignorefile or (".hullguardignore" if os.path.isfile(".hullguardignore") else "")
+    if not (ignorefile or args.vex) or not result.findings:
+        return result
+    if args.vex:
+        from hullguard.policy.vex import apply_vex, load_vex
+
+        outcome = apply_vex(result.findings, load_vex(args.vex))
+        result.findings = outcome.kept
+        if outcome.suppressed:
+            result.warnings.append(f"{len(outcome.suppressed)} finding(s) suppressed by VEX statements")
+    if ignorefile:
+        from hullguard.policy.ignore import apply_ignores, load_ignore_file
+
+        outcome = apply_ignores(result.findings, load_ignore_file(ignorefile))
+        result.findings = outcome.kept
+        for rule in outcome.expired:
+            result.warnings.append(f"{ignorefile}: ignore entry {rule.id} expired on {rule.expires}; "
+                                   "it no longer suppresses anything")
+        if outcome.suppressed:
+            result.warnings.append(f"{len(outcome.suppressed)} finding(s) suppressed by {ignorefile}")
+    return result
+
+
 def _emit(result, args: argparse.Namespace) -> int:
-    result = _detect(result, args)
+    result = _suppress(_detect(result, args), args)
     write(render(result, args.format), args.output)
     if result.warnings and not args.quiet:
         shown = result.warnings[:5]
