@@ -167,3 +167,16 @@ def test_empty() -> None:
     log = _log(ScanResult(artifact=Artifact(name="scratch", type="registry")))
     run = log["runs"][0]
     assert run["results"] == [] and run["tool"]["driver"]["rules"] == []
+
+
+def test_schema_rejects_broken_logs(sarif_validator: Any) -> None:
+    # Guards the guard: the vendored schema must catch what GitHub would reject.
+    log = _log(debian_image_result())
+    res = log["runs"][0]["results"][0]
+    res["level"] = "fatal"
+    res["locations"][0]["physicalLocation"]["region"]["startLine"] = 0
+    del log["version"]
+    messages = " ".join(e.message for e in sarif_validator.iter_errors(log))
+    assert "'fatal' is not one of" in messages
+    assert "0 is less than the minimum of 1" in messages
+    assert "'version' is a required property" in messages
