@@ -48,9 +48,9 @@ def _structural_errors(log: dict[str, Any]) -> list[str]:
     if len(ids) != len(set(ids)):
         errors.append("duplicate rule ids")
     for rule in rules:
-        float(rule["properties"]["security-severity"])
-        if not isinstance(rule["properties"]["security-severity"], str):
-            errors.append("security-severity must be a string")
+        sev = rule["properties"].get("security-severity")
+        if sev is not None and not (isinstance(sev, str) and 0.0 < float(sev) <= 10.0):
+            errors.append("security-severity must be a string holding a score")
     for res in run["results"]:
         if rules[res["ruleIndex"]]["id"] != res["ruleId"]:
             errors.append("ruleIndex mismatch")
@@ -159,8 +159,21 @@ def test_hostile_strings_stay_data() -> None:
     assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
         "app/dir%20with%20space/%23%3F%25%C3%BC.json"
     assert HOSTILE in res["message"]["text"]
-    md = log["runs"][0]["tool"]["driver"]["rules"][0]["help"]["markdown"]
+    rule = log["runs"][0]["tool"]["driver"]["rules"][0]
+    md = rule["help"]["markdown"]
     assert "1.2.3\\|4" in md
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "\n second line" not in md
+    # A URL that would break out of the Markdown autolink is not offered as a link at all.
+    assert "helpUri" not in rule and "example.com" not in md
+
+
+def test_unknown_severity_has_no_score() -> None:
+    f = Finding(kind="vulnerability", rule_id="GHSA-0000", severity=Severity.UNKNOWN, target="npm:a@1#p")
+    rule = _log(ScanResult(artifact=Artifact(name="x", type="registry"), findings=[f]))["runs"][0]["tool"]["driver"][
+        "rules"][0]
+    assert "security-severity" not in rule["properties"]
+    assert rule["defaultConfiguration"]["level"] == "note"
 
 
 def test_empty() -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import hullguard
 from hullguard.model import Finding, ScanResult, Severity
+from hullguard.report.markdown import escape as md_escape
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/hullguard/hullguard"
@@ -25,8 +26,9 @@ _SECURITY_SEVERITY = {
     Severity.HIGH: 8.0,
     Severity.MEDIUM: 5.5,
     Severity.LOW: 2.0,
-    Severity.UNKNOWN: 0.0,
 }
+# UNKNOWN has no entry on purpose: without a score GitHub shows the alert by its level alone,
+# which is more honest than inventing a number.
 
 _LEVEL = {
     Severity.CRITICAL: "error",
@@ -118,21 +120,25 @@ def _rule(f: Finding, severity: Severity, score: float | None) -> dict[str, Any]
     short = f.title or _shown_id(f)
     full = str(d.get("description") or f.title or f.rule_id)
     help_lines = [full]
-    md_lines = [f"**{f.kind.capitalize()} {_shown_id(f)}**", "", full]
+    # GitHub renders help.markdown, so every value from the scan goes through the same escaping
+    # as the pull-request summary: a hostile description must not inject markup or links.
+    md_lines = [f"**{f.kind.capitalize()} {md_escape(_shown_id(f))}**", "", md_escape(full)]
     if f.kind == "vulnerability":
         pkg = d.get("package") or {}
         table = ["", "| Package | Installed | Fixed in |", "| --- | --- | --- |"]
         cells = [str(pkg.get("name", "")), str(pkg.get("version", "")), f.fix or "no fix"]
-        table.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        table.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
         md_lines.extend(table)
     if f.fix:
         fix = f"Upgrade to {f.fix}." if f.kind == "vulnerability" else f.fix
         help_lines.append(f"Fix: {fix}")
-        md_lines.extend(["", f"**Fix:** {fix}"])
+        md_lines.extend(["", f"**Fix:** {md_escape(fix)}"])
     url = d.get("url")
-    if url:
+    if isinstance(url, str) and url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>\n"):
         help_lines.append(f"More: {url}")
-        md_lines.extend(["", f"[{url}]({url})"])
+        md_lines.extend(["", f"<{url}>"])
+    else:
+        url = None
     tags = ["security", f.kind]
     eco = _ecosystem(f)
     if eco:
@@ -144,14 +150,13 @@ def _rule(f: Finding, severity: Severity, score: float | None) -> dict[str, Any]
         "fullDescription": {"text": full},
         "defaultConfiguration": {"level": _LEVEL[severity]},
         "help": {"text": "\n".join(help_lines), "markdown": "\n".join(md_lines)},
-        "properties": {
-            "tags": tags,
-            "precision": _PRECISION.get(f.kind, "medium"),
-            # GitHub reads this as a string holding a number, not as a JSON number.
-            "security-severity": f"{score if score is not None else _SECURITY_SEVERITY[severity]:.1f}",
-        },
+        "properties": {"tags": tags, "precision": _PRECISION.get(f.kind, "medium")},
     }
-    if isinstance(url, str) and url:
+    value = score if score is not None else _SECURITY_SEVERITY.get(severity)
+    if value is not None:
+        # GitHub reads this as a string holding a number, not as a JSON number.
+        rule["properties"]["security-severity"] = f"{value:.1f}"
+    if url:
         rule["helpUri"] = url
     return rule
 
