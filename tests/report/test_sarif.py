@@ -113,7 +113,8 @@ def test_results(debian_result: ScanResult) -> None:
     assert [r["level"] for r in results] == ["error", "warning", "error"]
     log4j = results[0]
     text = log4j["message"]["text"]
-    for part in ("org.apache.logging.log4j:log4j-core", "2.14.1", "2.15.0", "COPY app /app"):
+    for part in ("Package: org.apache.logging.log4j:log4j-core\n", "Installed Version: 2.14.1",
+                 "Fixed Version: 2.15.0", "COPY app /app"):
         assert part in text
     loc = log4j["locations"][0]["physicalLocation"]
     assert loc["artifactLocation"]["uri"] == "app/lib/log4j-core-2.14.1.jar"

@@ -62,6 +62,18 @@ def _shown_id(f: Finding) -> str:
     return next((str(a) for a in aliases if str(a).startswith("CVE-")), f.rule_id)
 
 
+def _package(f: Finding) -> tuple[str, str]:
+    """(name, installed version), from the matcher's details or, failing those, from the package
+    id in ``target`` ("ecosystem:name@version#path")."""
+    pkg = f.details.get("package") or {}
+    name, version = str(pkg.get("name") or ""), str(pkg.get("version") or f.details.get("installed_version") or "")
+    if not name and ":" in f.target:
+        ident = f.target.split(":", 1)[1].rsplit("#", 1)[0]
+        name, _, parsed = ident.rpartition("@")
+        name, version = (name, version or parsed) if name else (ident, version)
+    return name or f.target, version
+
+
 def _path(f: Finding, result: ScanResult) -> str:
     loc = f.location
     path = loc.path if loc and loc.path else ""
@@ -88,9 +100,9 @@ def _layer_text(f: Finding, result: ScanResult) -> str:
 def _message(f: Finding, result: ScanResult) -> str:
     lines: list[str] = []
     if f.kind == "vulnerability":
-        pkg = f.details.get("package") or {}
-        lines.append(f"Package: {pkg.get('name') or f.target}")
-        lines.append(f"Installed Version: {pkg.get('version') or f.details.get('installed_version', '')}")
+        name, version = _package(f)
+        lines.append(f"Package: {name}")
+        lines.append(f"Installed Version: {version}")
         lines.append(f"Vulnerability: {_shown_id(f)}")
         lines.append(f"Severity: {f.severity.name}")
         lines.append(f"Fixed Version: {f.fix or f.details.get('status') or 'none'}")
@@ -124,9 +136,9 @@ def _rule(f: Finding, severity: Severity, score: float | None) -> dict[str, Any]
     # as the pull-request summary: a hostile description must not inject markup or links.
     md_lines = [f"**{f.kind.capitalize()} {md_escape(_shown_id(f))}**", "", md_escape(full)]
     if f.kind == "vulnerability":
-        pkg = d.get("package") or {}
+        name, version = _package(f)
         table = ["", "| Package | Installed | Fixed in |", "| --- | --- | --- |"]
-        cells = [str(pkg.get("name", "")), str(pkg.get("version", "")), f.fix or "no fix"]
+        cells = [name, version, f.fix or "no fix"]
         table.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
         md_lines.extend(table)
     if f.fix:
