@@ -49,6 +49,7 @@ def test_debian(debian_result: ScanResult) -> None:
     assert "Debian GNU/Linux 12 (bookworm)" in page
     assert "<b>2</b> vulnerabilities" in page
     assert "CVE-2021-44228" in page and "2.15.0" in page and "COPY app /app" in page
+    assert "<td>libssl3</td><td>3.0.11-1~deb12u2</td>" in page
     assert "<h2>Secrets (1)</h2>" in page
     # One filter box per severity, and every finding row tagged for it.
     assert page.count('type="checkbox"') == 5

@@ -12,6 +12,7 @@ import html
 
 from hullguard.detect.vulns import sort_by_risk, summary
 from hullguard.model import Finding, ScanResult, Severity
+from hullguard.report.markdown import package_of
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1f2328;background:#fff}
@@ -73,14 +74,14 @@ def _layer(f: Finding, result: ScanResult) -> str:
 def _vuln_rows(vulns: list[Finding], result: ScanResult) -> list[str]:
     rows = []
     for f in vulns:
-        pkg = f.details.get("package") or {}
+        name, installed = package_of(f)
         kev = ' <span class="kev">known exploited</span>' if f.details.get("known_exploited") else ""
         fixed = f.fix or f.details.get("status") or "no fix"
         loc = f.location.path if f.location else ""
         rows.append(
             f'<tr data-sev="{_e(f.severity.name)}">{_sev_cell(f)}'
             f"<td>{_link(_shown_id(f), f.details.get('url'))}{kev}</td>"
-            f"<td>{_e(pkg.get('name') or f.target)}</td><td>{_e(pkg.get('version', ''))}</td>"
+            f"<td>{_e(name)}</td><td>{_e(installed)}</td>"
             f"<td>{_e(fixed)}</td><td>{_e(f.title)}</td><td><code>{_e(loc)}</code></td>"
             f"<td>{_layer(f, result)}</td></tr>"
         )

@@ -42,17 +42,20 @@ def _shown_id(f: Finding) -> str:
     return next((str(a) for a in aliases if str(a).startswith("CVE-")), f.rule_id)
 
 
-def _name_from_id(target: str) -> str:
-    # Package ids read "ecosystem:name@version#path"; the name alone is what fits a table cell.
-    if ":" not in target:
-        return target
-    return target.split(":", 1)[1].rsplit("#", 1)[0].rsplit("@", 1)[0] or target
+def package_of(f: Finding) -> tuple[str, str]:
+    """(name, installed version) of a vulnerability finding: from the matcher's details or,
+    failing those, from the package id in ``target`` ("ecosystem:name@version#path")."""
+    pkg = f.details.get("package") or {}
+    name, version = str(pkg.get("name") or ""), str(pkg.get("version") or f.details.get("installed_version") or "")
+    if not name and ":" in f.target:
+        ident = f.target.split(":", 1)[1].rsplit("#", 1)[0]
+        name, _, parsed = ident.rpartition("@")
+        name, version = (name, version or parsed) if name else (ident, version)
+    return name or f.target, version
 
 
 def _vuln_row(f: Finding, result: ScanResult) -> str:
-    pkg = f.details.get("package") or {}
-    name = pkg.get("name") or _name_from_id(f.target)
-    installed = pkg.get("version") or f.details.get("installed_version", "")
+    name, installed = package_of(f)
     fixed = f.fix or f.details.get("status") or "no fix"
     layer = ""
     if f.location and f.location.layer:

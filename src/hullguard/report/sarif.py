@@ -15,6 +15,7 @@ from urllib.parse import quote
 import hullguard
 from hullguard.model import Finding, ScanResult, Severity
 from hullguard.report.markdown import escape as md_escape
+from hullguard.report.markdown import package_of
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 INFORMATION_URI = "https://github.com/hullguard/hullguard"
@@ -62,18 +63,6 @@ def _shown_id(f: Finding) -> str:
     return next((str(a) for a in aliases if str(a).startswith("CVE-")), f.rule_id)
 
 
-def _package(f: Finding) -> tuple[str, str]:
-    """(name, installed version), from the matcher's details or, failing those, from the package
-    id in ``target`` ("ecosystem:name@version#path")."""
-    pkg = f.details.get("package") or {}
-    name, version = str(pkg.get("name") or ""), str(pkg.get("version") or f.details.get("installed_version") or "")
-    if not name and ":" in f.target:
-        ident = f.target.split(":", 1)[1].rsplit("#", 1)[0]
-        name, _, parsed = ident.rpartition("@")
-        name, version = (name, version or parsed) if name else (ident, version)
-    return name or f.target, version
-
-
 def _path(f: Finding, result: ScanResult) -> str:
     loc = f.location
     path = loc.path if loc and loc.path else ""
@@ -100,7 +89,7 @@ def _layer_text(f: Finding, result: ScanResult) -> str:
 def _message(f: Finding, result: ScanResult) -> str:
     lines: list[str] = []
     if f.kind == "vulnerability":
-        name, version = _package(f)
+        name, version = package_of(f)
         lines.append(f"Package: {name}")
         lines.append(f"Installed Version: {version}")
         lines.append(f"Vulnerability: {_shown_id(f)}")
@@ -136,7 +125,7 @@ def _rule(f: Finding, severity: Severity, score: float | None) -> dict[str, Any]
     # as the pull-request summary: a hostile description must not inject markup or links.
     md_lines = [f"**{f.kind.capitalize()} {md_escape(_shown_id(f))}**", "", md_escape(full)]
     if f.kind == "vulnerability":
-        name, version = _package(f)
+        name, version = package_of(f)
         table = ["", "| Package | Installed | Fixed in |", "| --- | --- | --- |"]
         cells = [name, version, f.fix or "no fix"]
         table.append("| " + " | ".join(md_escape(c) for c in cells) + " |")
