@@ -32,6 +32,8 @@ def test_debian(debian_result: ScanResult) -> None:
     assert "**Vulnerabilities: 2** (CRITICAL 1, MEDIUM 1) · fixable 2 · known exploited 0" in md
     assert "### Fix first" in md
     assert "log4j-core 2.14.1 → **2.15.0** (fixes 1 vulnerability)" in md
+    # Two Debian versions on one line would otherwise render as ~~strikethrough~~ on GitHub.
+    assert "libssl3 3.0.11-1\\~deb12u2 → **3.0.13-1\\~deb12u1**" in md
     assert "| CRITICAL | CVE-2021-44228 |" in md
     assert "COPY app /app # buildkit" in md
     assert "### Secrets (1)" in md and "HG-SEC-001" in md

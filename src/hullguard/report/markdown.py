@@ -16,10 +16,11 @@ TOP = 15
 MAX_ROWS = 300
 _CREATED_BY_WIDTH = 40
 
-# Markdown punctuation that could start emphasis, code, links or tables, plus the HTML
+# Markdown punctuation that could start emphasis, strikethrough (Debian versions carry "~"),
+# code, links or tables, plus the HTML
 # metacharacters (GitHub renders inline HTML). Backslash goes first so that it is not doubled.
 _ESCAPES = [("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("`", "\\`"),
-            ("*", "\\*"), ("_", "\\_"), ("[", "\\["), ("]", "\\]")]
+            ("*", "\\*"), ("_", "\\_"), ("~", "\\~"), ("[", "\\["), ("]", "\\]")]
 
 
 def escape(text: object) -> str:
