@@ -177,6 +177,14 @@ def test_unknown_severity_has_no_score() -> None:
     assert rule["defaultConfiguration"]["level"] == "note"
 
 
+def test_uri_never_looks_absolute() -> None:
+    f = Finding(kind="vulnerability", rule_id="CVE-1", severity=Severity.LOW, target="deb:a@1#x")
+    log = _log(ScanResult(artifact=Artifact(name="debian:12", type="registry"), findings=[f]))
+    # No location at all: the artifact name stands in, with its colon encoded.
+    assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == \
+        "debian%3A12"
+
+
 def test_empty() -> None:
     log = _log(ScanResult(artifact=Artifact(name="scratch", type="registry")))
     run = log["runs"][0]

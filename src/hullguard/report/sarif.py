@@ -44,8 +44,9 @@ _LEVEL = {
 _PRECISION = {"vulnerability": "very-high", "misconfiguration": "very-high", "secret": "high"}
 
 # Characters kept as they are in artifact URIs: everything a path may hold that is legal in a
-# URI reference; the rest (spaces, '#', '?', '%', non-ASCII) is percent-encoded.
-_URI_SAFE = "/@+:!$&'()*,;=~"
+# URI reference; the rest (spaces, '#', '?', '%', non-ASCII) is percent-encoded. ':' is encoded
+# too, or a fallback such as "debian:12" would read as an absolute URI with scheme "debian".
+_URI_SAFE = "/@+!$&'()*,;=~"
 
 
 def _cvss_score(details: dict[str, Any]) -> float | None:
