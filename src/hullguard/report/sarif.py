@@ -72,8 +72,8 @@ def _path(f: Finding, result: ScanResult) -> str:
         path = f.target
     if not path:
         path = result.artifact.name
-    # Paths inside an image are relative to its root; a leading slash would make GitHub look for
-    # the file at the root of the scanned repository's host instead.
+    # GitHub resolves a relative uri against the repository root; an absolute "/usr/lib/..."
+    # would match nothing there, while "usr/lib/..." still names the file inside the image.
     return path.lstrip("/") or "."
 
 
