@@ -88,3 +88,12 @@ def test_console_script_runs() -> None:
     proc = subprocess.run([str(exe), "image", str(DEMO), "-q", "--scanners", "none", "-f", "json"],
                           capture_output=True, env={**os.environ}, check=False)
     assert proc.returncode == 0 and json.loads(proc.stdout)["os"]["family"] == "debian"
+
+
+@pytest.mark.parametrize(("fmt", "marker"), [("sarif", b'"version": "2.1.0"'), ("markdown", b"### Fix first"),
+                                             ("html", b"<!DOCTYPE html>")])
+def test_report_formats(fmt: str, marker: bytes, tmp_path: Path) -> None:
+    out = tmp_path / f"report.{fmt}"
+    assert main(["image", str(DEMO), "-q", "-f", fmt, "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert marker.lower() in data.lower() and b"minimist" in data

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`helm template ... | hullguard config -` works): CIS Docker Benchmark checks, Pod Security "
         "Standards, least privilege, RBAC and NetworkPolicy coverage.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("-f", "--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("-f", "--format", choices=("table", "json", "sarif", "markdown", "html"), default="table",
+                   help="output format")
     p.add_argument("-o", "--output", help="write the result to this file instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no notices on stderr")
     p.add_argument("--pss-level", choices=("baseline", "restricted"),

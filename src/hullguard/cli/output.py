@@ -8,7 +8,7 @@ import tempfile
 
 from hullguard.model import HullguardError
 
-FORMATS = ("table", "json", "cyclonedx", "spdx")
+FORMATS = ("table", "json", "cyclonedx", "spdx", "sarif", "markdown", "html")
 
 
 def render(result, fmt: str) -> bytes:
@@ -20,6 +20,12 @@ def render(result, fmt: str) -> bytes:
         from hullguard.report import cyclonedx as reporter  # type: ignore[no-redef]
     elif fmt == "spdx":
         from hullguard.report import spdx as reporter  # type: ignore[no-redef]
+    elif fmt == "sarif":
+        from hullguard.report import sarif as reporter  # type: ignore[no-redef]
+    elif fmt == "markdown":
+        from hullguard.report import markdown as reporter  # type: ignore[no-redef]
+    elif fmt == "html":
+        from hullguard.report import html as reporter  # type: ignore[no-redef]
     else:
         raise HullguardError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     return reporter.render(result)
