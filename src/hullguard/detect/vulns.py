@@ -22,6 +22,7 @@ Lookups are batched per ecosystem and go through the (ecosystem, name) index.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -220,6 +221,7 @@ def _any_release(release: str) -> bool:
 # --- severity ------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=65536)  # the same few vectors recur across thousands of findings
 def cvss_score(kind: str, vector: str) -> float | None:
     """Base score of a CVSS v2/v3.x/v4.0 vector, None when it does not parse."""
     try:
