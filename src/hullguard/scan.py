@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -205,11 +205,6 @@ def _finish(artifact: Artifact, layers: list[Layer], layer_results: list[LayerRe
         warnings.extend(lr.warnings)
     return ScanResult(artifact=artifact, os=os_info, layers=list(layers), packages=packages, findings=findings,
                       warnings=warnings, timings=timings, generated_at=_now())
-
-
-def iter_packages(result: ScanResult) -> Iterator[str]:
-    for pkg in result.packages:
-        yield f"{pkg.ecosystem}:{pkg.name}@{pkg.version}"
 
 
 __all__ = ["HullguardError", "ScanOptions", "open_source", "scan_fs", "scan_image"]

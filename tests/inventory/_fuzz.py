@@ -1,5 +1,6 @@
-"""One hostile-bytes property for every analyzer: splice random bytes into a real fixture and
-require that only AnalyzerError escapes, and that whatever comes out survives the layer cache."""
+"""Helpers shared by analyzer tests, among them one hostile-bytes property for every analyzer:
+splice random bytes into a real fixture and require that only AnalyzerError escapes, and that
+whatever comes out survives the layer cache."""
 
 from __future__ import annotations
 
@@ -30,3 +31,16 @@ def check_spliced_seed(analyzer: Analyzer, seeds: list[tuple[str, bytes]], data:
     msgspec.msgpack.encode(FileFacts.of(facts))
     msgspec.json.encode(FileFacts.of(facts))
     return facts
+
+
+def packages_of(analyzer: Analyzer, path: str, data: bytes | str) -> list[Package]:
+    """What the analyzer reports for one file; every fact must be a Package."""
+    facts = list(analyzer.analyze(FileInfo(path), data.encode() if isinstance(data, str) else data))
+    assert all(isinstance(f, Package) for f in facts)
+    return facts  # type: ignore[return-value]
+
+
+def by_key(packages: list[Package]) -> dict[tuple[str, str], Package]:
+    out = {(p.name, p.version): p for p in packages}
+    assert len(out) == len(packages), "a release was reported twice"
+    return out

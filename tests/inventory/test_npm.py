@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.npm import NpmAnalyzer, package_url, parse_pnpm_key, parse_yarn_v1
 from hullguard.model import Package
-from tests.inventory._fuzz import check_spliced_seed
+from tests.inventory._fuzz import by_key, check_spliced_seed, packages_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "npm"
 GENERATED = FIXTURES / "generated"
@@ -28,17 +28,7 @@ analyzer = NpmAnalyzer()
 
 
 def run(path: str, data: bytes | str) -> list[Package]:
-    if isinstance(data, str):
-        data = data.encode()
-    facts = list(analyzer.analyze(FileInfo(path), data))
-    assert all(isinstance(f, Package) for f in facts)
-    return facts  # type: ignore[return-value]
-
-
-def by_key(packages: list[Package]) -> dict[tuple[str, str], Package]:
-    out = {(p.name, p.version): p for p in packages}
-    assert len(out) == len(packages), "a release was reported twice"
-    return out
+    return packages_of(analyzer, path, data)
 
 
 def manifest(doc: object) -> list[Package]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hullguard.inventory.base import AnalyzerError, FileInfo
 from hullguard.inventory.python import PythonAnalyzer, normalize, parse_core_metadata, parse_requirements
 from hullguard.model import Package
-from tests.inventory._fuzz import check_spliced_seed
+from tests.inventory._fuzz import by_key, check_spliced_seed, packages_of
 
 FIXTURES = Path(__file__).parent / "fixtures" / "python"
 GENERATED = FIXTURES / "generated"
@@ -29,17 +29,7 @@ analyzer = PythonAnalyzer()
 
 
 def run(path: str, data: bytes | str) -> list[Package]:
-    if isinstance(data, str):
-        data = data.encode()
-    facts = list(analyzer.analyze(FileInfo(path), data))
-    assert all(isinstance(f, Package) for f in facts)
-    return facts  # type: ignore[return-value]
-
-
-def by_key(packages: list[Package]) -> dict[tuple[str, str], Package]:
-    out = {(p.name, p.version): p for p in packages}
-    assert len(out) == len(packages), "a release was reported twice"
-    return out
+    return packages_of(analyzer, path, data)
 
 
 def metadata(text: str) -> Package:

@@ -188,9 +188,6 @@ class Squashed:
     findings: list[tuple[int, str, Finding]] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
 
-    def readlink(self, path: str) -> str | None:
-        """The raw target of the symlink at ``path`` (for ``resolve``), or None."""
-        return self.symlinks.get(path)
 
 
 def _drop_under(mapping: dict, prefix: str) -> list[str]:
