@@ -30,6 +30,17 @@ def test_first_use_bootstraps_from_snapshot(tmp_path, monkeypatch) -> None:
             Package(name="lodash", version="4.17.15", ecosystem="npm"),
             Package(name="minimist", version="1.2.0", ecosystem="npm"),
             Package(name="express", version="4.17.1", ecosystem="npm"),
+            Package(name="Werkzeug", version="1.0.1", ecosystem="pypi"),
+            Package(name="idna", version="2.10", ecosystem="pypi"),
+            Package(name="certifi", version="2020.12.5", ecosystem="pypi"),
+            Package(name="qs", version="6.7.0", ecosystem="npm"),
+            Package(name="body-parser", version="1.19.0", ecosystem="npm"),
+            Package(name="send", version="0.17.1", ecosystem="npm"),
+            Package(name="serve-static", version="1.14.1", ecosystem="npm"),
+            Package(name="path-to-regexp", version="0.1.7", ecosystem="npm"),
+            Package(name="cookie", version="0.4.0", ecosystem="npm"),
+            # Outside every range of its advisory (qs 6.7.x is fixed from 6.7.3 on).
+            Package(name="qs", version="6.7.3", ecosystem="npm", found_by="fixed one"),
             Package(name="requests", version="2.32.3", ecosystem="pypi", found_by="fixed one")]
     rep = match(ScanResult(artifact=Artifact(name="demo", type="sbom"), packages=demo), store)
     got = {(f.details["package"]["name"], f.rule_id, f.fix) for f in rep.findings}
@@ -42,7 +53,20 @@ def test_first_use_bootstraps_from_snapshot(tmp_path, monkeypatch) -> None:
         ("lodash", "GHSA-35jh-r3h4-6jhm", "4.17.21"),
         ("minimist", "GHSA-xvch-5gv4-984h", "1.2.6"),
         ("express", "GHSA-rv95-896h-c2vc", "4.19.2"),
+        ("Werkzeug", "GHSA-px8h-6qxv-m22q", "2.2.3"),
+        ("Werkzeug", "GHSA-2g68-c3qc-8985", "3.0.3"),
+        ("idna", "GHSA-jjg7-2v4v-x38h", "3.7"),
+        ("certifi", "GHSA-xqr8-7jwr-rhp7", "2023.07.22"),
+        ("qs", "GHSA-hrpp-h998-j3pp", "6.7.3"),
+        ("body-parser", "GHSA-qwcr-r2fm-qrc7", "1.20.3"),
+        ("send", "GHSA-m6fv-jmcg-4jfg", "0.19.0"),
+        ("serve-static", "GHSA-cm22-4g7w-348p", "1.16.0"),
+        ("path-to-regexp", "GHSA-9wv6-86v2-598j", "0.1.10"),
+        ("cookie", "GHSA-pxg6-pf52-xh8x", "0.7.0"),
     }
-    assert all(f.details["cvss"]["score"] > 0 for f in rep.findings)
+    # cookie's record carries no vector, only GitHub's word (LOW): that is the severity shown.
+    assert all(f.details["cvss"]["score"] > 0 for f in rep.findings if f.rule_id != "GHSA-pxg6-pf52-xh8x")
+    cookie = next(f for f in rep.findings if f.rule_id == "GHSA-pxg6-pf52-xh8x")
+    assert cookie.severity.name == "LOW" and cookie.details["severity_source"] == "database"
     # Second use reads the existing file instead of importing again.
     assert open_for_scan().status()["sources"][0]["name"] == "snapshot"
