@@ -1,10 +1,16 @@
-"""`hullguard runtime`: replay captured events through Falco-syntax rules, validate rules files."""
+"""`hullguard runtime`: run the agent on live sources, replay captured events, validate rules files."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
+import re
+import signal
 import sys
+import threading
+from typing import Any
 
 from hullguard.model import HullguardError
 
@@ -32,6 +38,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--format", choices=("json", "text"), default="text")
     val.set_defaults(func=_validate)
     rules.set_defaults(func=lambda args: (rules.print_help(sys.stderr), 2)[1])
+    _register_run(rsub)
+    srcp = rsub.add_parser("sources", help="which event sources can run here, and why not")
+    srcp.add_argument("--format", choices=("json", "text"), default="text")
+    srcp.set_defaults(func=_sources)
+    # The response helper's `runtime baseline ...` commands live in their own module.
+    try:
+        extra = importlib.import_module("hullguard.cli.runtime_response")
+    except ImportError:
+        extra = None
+    if extra is not None and hasattr(extra, "register"):
+        extra.register(rsub)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
@@ -95,3 +112,257 @@ def _validate(args: argparse.Namespace) -> int:
         for w in ruleset.warnings:
             print(f"warning  {w}")
     return 1 if errors else 0
+
+
+def _register_run(rsub: argparse._SubParsersAction) -> None:
+    run = rsub.add_parser("run", help="watch live event sources (/proc, Kubernetes audit) and alert")
+    run.add_argument("--rules", nargs="+", metavar="FILE", action="extend", default=[],
+                     help="rules files in load order (default: hullguard's bundled rules)")
+    run.add_argument("--rule-matching", choices=("first", "all"), default="first")
+    run.add_argument("--min-priority", default="debug", help="drop alerts below this priority")
+    g = run.add_argument_group("/proc source")
+    g.add_argument("--proc", action="store_true", help="poll /proc for new processes, file writes, connections")
+    g.add_argument("--proc-interval", type=float, default=0.1, metavar="S", help="seconds between polls (0.1)")
+    g.add_argument("--proc-existing", action="store_true", help="also report processes already running")
+    g.add_argument("--no-proc-fds", action="store_true", help="report execs only, no open files or connections")
+    g.add_argument("--docker-socket", default="/var/run/docker.sock", metavar="PATH")
+    g = run.add_argument_group("Kubernetes audit sources")
+    g.add_argument("--audit-log", metavar="PATH", action="append", default=[],
+                   help="follow a JSON-lines audit log (repeatable); rotation is handled")
+    g.add_argument("--from-start", action="store_true", help="read audit logs from the beginning, not the end")
+    g.add_argument("--audit-webhook", metavar="HOST:PORT", help="HTTPS receiver for the audit webhook backend")
+    g.add_argument("--tls-cert", metavar="FILE")
+    g.add_argument("--tls-key", metavar="FILE")
+    g.add_argument("--client-ca", metavar="FILE", help="require client certificates signed by this CA")
+    g.add_argument("--token-file", metavar="FILE",
+                   help="require 'Authorization: Bearer <token>' (token read from FILE; or HULLGUARD_AUDIT_TOKEN)")
+    g.add_argument("--webhook-path", default="", metavar="PATH", help="only accept POSTs to this path")
+    g.add_argument("--max-body", type=int, default=16 * 1024 * 1024, metavar="BYTES")
+    g = run.add_argument_group("alerts")
+    g.add_argument("--output", action="append", default=[], metavar="SPEC",
+                   help="stdout, json, file:PATH, webhook:URL, slack:URL, syslog[:HOST[:PORT]] (repeatable)")
+    g.add_argument("--format", choices=("json", "text"), default="json", help="format of the default output")
+    g.add_argument("--dedupe", type=float, default=0.0, metavar="S", help="suppress repeats within S seconds")
+    g.add_argument("--rate-per-rule", type=float, default=0.0, metavar="N", help="alerts per second per rule")
+    g = run.add_argument_group("baseline and response")
+    g.add_argument("--baseline", metavar="DIR", help="behaviour baselines directory")
+    g.add_argument("--learn", default="0", metavar="DURATION", help="learning window, e.g. 10m (default 0)")
+    g.add_argument("--respond", metavar="POLICY.yaml", help="response policy")
+    g.add_argument("--dry-run", action="store_true", help="print response actions instead of taking them")
+    g.add_argument("--evidence-dir", default="hullguard-evidence", metavar="DIR")
+    g.add_argument("--response-log", default="hullguard-actions.jsonl", metavar="FILE")
+    g = run.add_argument_group("agent")
+    g.add_argument("--duration", default=None, metavar="DURATION", help="stop after this long (e.g. 30s, 5m)")
+    g.add_argument("--queue-size", type=int, default=10000, metavar="N", help="bounded event queue (10000)")
+    g.add_argument("--drop-policy", choices=("newest", "oldest"), default="newest",
+                   help="which events to drop when the queue is full")
+    g.add_argument("--drop-alert-interval", type=float, default=10.0, metavar="S")
+    g.add_argument("--stats", choices=("text", "json"), default="text", help="format of the final stats on stderr")
+    run.set_defaults(func=_run)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    m = _DURATION.match(text or "")
+    if not m:
+        raise HullguardError(f"bad duration {text!r} (use e.g. 30s, 10m, 2h)")
+    mult = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return float(m.group(1)) * mult
+
+
+def _optional(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if exc.name != module:
+            raise  # the module exists but is broken: that is a bug to surface, not to hide
+        return None
+
+
+def build_sink(specs: list[str], fmt: str, dedupe: float = 0.0, rate: float = 0.0) -> Any:
+    from hullguard.runtime.agent import StreamSink
+
+    specs = specs or ["json" if fmt == "json" else "stdout"]
+    outputs = _optional("hullguard.runtime.outputs")
+    if outputs is not None:
+        sinks = [outputs.parse_output_spec(s) for s in specs]
+        return outputs.OutputSet(sinks, dedupe_seconds=dedupe, rate_per_rule=rate)
+    # Fallback while the outputs module is absent: stdout and files only.
+    streams: list[StreamSink] = []
+    for s in specs:
+        if s in ("stdout", "json"):
+            streams.append(StreamSink(sys.stdout, "json" if s == "json" else "text"))
+        elif s.startswith("file:") and len(s) > 5:
+            try:
+                streams.append(StreamSink(open(s[5:], "a", encoding="utf-8"), "json"))  # noqa: SIM115
+            except OSError as exc:
+                raise HullguardError(f"cannot open {s[5:]}: {exc.strerror or exc}") from exc
+        else:
+            raise HullguardError(f"output {s!r} is not available in this build (use stdout, json or file:PATH)")
+    return _Fanout(streams)
+
+
+class _Fanout:
+    def __init__(self, sinks: list[Any]) -> None:
+        self.sinks = sinks
+
+    def emit(self, alert: Any) -> None:
+        for s in self.sinks:
+            s.emit(alert)
+
+    def close(self) -> None:
+        for s in self.sinks:
+            s.close()
+
+
+def _build_sources(args: argparse.Namespace, hostname: str) -> list[Any]:
+    sources: list[Any] = []
+    if args.audit_webhook:
+        from hullguard.runtime.sources.k8s_audit import AuditWebhook, parse_hostport
+
+        if not (args.tls_cert and args.tls_key):
+            raise HullguardError("--audit-webhook needs --tls-cert and --tls-key (the API server posts over HTTPS)")
+        token = os.environ.get("HULLGUARD_AUDIT_TOKEN") or None
+        if args.token_file:
+            try:
+                with open(args.token_file, encoding="utf-8") as f:
+                    token = f.read(4096).strip()
+            except OSError as exc:
+                raise HullguardError(f"cannot read {args.token_file}: {exc.strerror or exc}") from exc
+            if not token:
+                raise HullguardError(f"{args.token_file} is empty")
+        if args.max_body < 1024:
+            raise HullguardError("--max-body must be at least 1024 bytes")
+        host, port = parse_hostport(args.audit_webhook)
+        hook = AuditWebhook(host, port, certfile=args.tls_cert, keyfile=args.tls_key, token=token,
+                            client_ca=args.client_ca, path=args.webhook_path, max_body=args.max_body)
+        hook.bind()
+        sources.append(hook)
+    for path in args.audit_log:
+        from hullguard.runtime.sources.k8s_audit import AuditLogTailer
+
+        if os.path.isdir(path):
+            raise HullguardError(f"--audit-log {path} is a directory")
+        tail = AuditLogTailer(path, from_start=args.from_start)
+        tail.name = f"audit_log:{path}" if len(args.audit_log) > 1 else "audit_log"
+        tail.open()
+        sources.append(tail)
+    if args.proc:
+        from hullguard.runtime.sources.containers import DockerMetadata
+        from hullguard.runtime.sources.proc import ProcSource
+
+        if not 0.01 <= args.proc_interval <= 60:
+            raise HullguardError("--proc-interval must be between 0.01 and 60 seconds")
+        if not os.path.isdir("/proc/self"):
+            raise HullguardError("/proc is not mounted: the proc source cannot run")
+        src = ProcSource(interval=args.proc_interval, report_existing=args.proc_existing,
+                         watch_fds=not args.no_proc_fds, docker=DockerMetadata(args.docker_socket))
+        src.prime()
+        sources.append(src)
+    if not sources:
+        raise HullguardError("no event source: give --proc, --audit-log PATH and/or --audit-webhook HOST:PORT")
+    return sources
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hullguard.runtime.agent import Agent
+    from hullguard.runtime.engine import PRIORITY_RANK, Engine
+    from hullguard.runtime.rules import default_rules_path, load_rules
+
+    duration = parse_duration(args.duration) if args.duration is not None else None
+    learn = parse_duration(args.learn)
+    if args.min_priority.lower() not in PRIORITY_RANK:
+        raise HullguardError(f"unknown priority {args.min_priority!r}")
+    if not 1 <= args.queue_size <= 10_000_000:
+        raise HullguardError("--queue-size must be between 1 and 10000000")
+    if args.drop_alert_interval <= 0:
+        raise HullguardError("--drop-alert-interval must be positive")
+    ruleset = load_rules(args.rules or [default_rules_path()])
+    for w in ruleset.warnings:
+        print(f"hullguard: warning: {w}", file=sys.stderr)
+    for st in ruleset.statuses:
+        if st.status in ("skipped", "error"):
+            print(f"hullguard: warning: rule {st.name!r} {st.status}: {st.reason}", file=sys.stderr)
+    engine = Engine(ruleset, rule_matching=args.rule_matching, min_priority=args.min_priority.lower())
+
+    baseline = responder = None
+    if args.baseline:
+        mod = _optional("hullguard.runtime.baseline")
+        if mod is None:
+            raise HullguardError("--baseline is not available in this build (hullguard.runtime.baseline missing)")
+        baseline = mod.BaselineStore(args.baseline, learn_seconds=learn)
+    if args.respond:
+        mod = _optional("hullguard.runtime.respond")
+        if mod is None:
+            raise HullguardError("--respond is not available in this build (hullguard.runtime.respond missing)")
+        responder = mod.Responder.from_file(args.respond, dry_run=args.dry_run, evidence_dir=args.evidence_dir,
+                                            audit_log=args.response_log)
+    sink = build_sink(args.output, args.format, args.dedupe, args.rate_per_rule)
+    try:
+        sources = _build_sources(args, engine.hostname)
+    except BaseException:
+        sink.close()
+        raise
+    agent = Agent(engine, sources, sink, queue_size=args.queue_size, drop_policy=args.drop_policy,
+                  baseline=baseline, responder=responder, drop_alert_interval=args.drop_alert_interval)
+    for src in sources:
+        if hasattr(src, "address") and callable(getattr(src, "stats", None)) and src.name == "k8s_audit_webhook":
+            host, port = src.address
+            print(f"hullguard: audit webhook listening on https://{host}:{port}{args.webhook_path or '/'}",
+                  file=sys.stderr)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda _s, _f: agent.stop())
+    try:
+        stats = agent.run(duration)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if baseline is not None:
+            baseline.save()
+        sink.close()
+    if args.stats == "json":
+        print(json.dumps(stats.to_dict(), sort_keys=True), file=sys.stderr)
+    else:
+        dropped = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items())) or "none"
+        print(f"hullguard: {stats.events} events, {stats.alerts} alerts, {sum(stats.dropped.values())} dropped "
+              f"({dropped}), {stats.malformed} malformed, {stats.seconds:.1f}s", file=sys.stderr)
+    return 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from hullguard.runtime.sources.containers import BundleMetadata, DockerMetadata
+    from hullguard.runtime.sources.ebpf import Availability, check_ebpf
+
+    rows: list[Availability] = []
+    proc = Availability("proc", os.path.isdir("/proc/self") and os.access("/proc/self/stat", os.R_OK))
+    if not proc.available:
+        proc.reasons.append("/proc is not mounted or not readable")
+    else:
+        if os.geteuid() != 0:
+            proc.notes.append("not root: other users' exe, cwd and fds are unreadable, so their files and "
+                              "connections are not reported")
+        docker = DockerMetadata()
+        proc.notes.append(f"docker metadata: {'socket ' + docker.socket_path if docker.available() else 'no socket'}")
+        proc.notes.append("containerd/CRI-O metadata: "
+                          + ("OCI bundle annotations" if BundleMetadata().available() else "no bundle directories")
+                          + " (the containerd gRPC API is not used)")
+        proc.notes.append("polling: processes shorter than --proc-interval can be missed")
+    rows.append(proc)
+    rows.append(Availability("k8s_audit_webhook", True, notes=["needs --tls-cert/--tls-key; the API server "
+                                                               "posts with --audit-webhook-config-file"]))
+    rows.append(Availability("audit_log", True, notes=["follows a JSON-lines audit log (--audit-log PATH)"]))
+    rows.append(check_ebpf())
+    if args.format == "json":
+        print(json.dumps({"sources": [r.to_dict() for r in rows]}, indent=2))
+    else:
+        for r in rows:
+            print(f"{r.name:18} {'available' if r.available else 'unavailable'}")
+            for why in r.reasons:
+                print(f"{'':18}   - {why}")
+            for note in r.notes:
+                print(f"{'':18}   note: {note}")
+    return 0
