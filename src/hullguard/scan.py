@@ -37,6 +37,8 @@ class ScanOptions:
     max_entries: int = 10_000_000
     analyzers: list[Analyzer] | None = None
     progress: Callable[[str, int, int], None] | None = None  # (description, done, total)
+    # Image configuration checks, and Dockerfile/Kubernetes checks on such files in the artifact.
+    misconfig: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -171,10 +173,14 @@ def scan_image(target: str, opts: ScanOptions | None = None) -> ScanResult:
     source = open_source(target, opts)
     if isinstance(source, str):
         return scan_fs(source, opts, name=target)
+    if opts.misconfig:
+        from hullguard.detect.misconfig.image import ConfigFilesAnalyzer, ImageEntriesAnalyzer
+
+        analyzers = [*analyzers, ImageEntriesAnalyzer(), ConfigFilesAnalyzer()]
     with source:
         timings["resolve"] = round(time.perf_counter() - started, 4)
         layer_results, hits = analyze_layers(source, analyzers, opts, timings)
-        result = _finish(source.artifact, source.layers, layer_results, timings)
+        result = _finish(source.artifact, source.layers, layer_results, timings, misconfig=opts.misconfig)
     result.timings["cache_hits"] = hits
     result.timings["total"] = round(time.perf_counter() - started, 4)
     return result
@@ -189,20 +195,38 @@ def scan_fs(path: str, opts: ScanOptions | None = None, name: str = "") -> ScanR
     layer_result = analyze_tree(path, analyzers)
     artifact = Artifact(name=name or path, type="filesystem")
     result = _finish(artifact, [], [layer_result], {})
+    if opts.misconfig:
+        from hullguard.detect.misconfig.tree import check_tree
+
+        t0 = time.perf_counter()
+        checked = check_tree(path)
+        result.findings.extend(checked.findings)
+        result.warnings.extend(checked.errors)
+        result.timings["misconfig"] = round(time.perf_counter() - t0, 4)
     result.timings["total"] = round(time.perf_counter() - started, 4)
     return result
 
 
 def _finish(artifact: Artifact, layers: list[Layer], layer_results: list[LayerResult],
-            timings: dict[str, float]) -> ScanResult:
+            timings: dict[str, float], misconfig: bool = False) -> ScanResult:
     t0 = time.perf_counter()
     squashed = squash(layer_results)
+    # A Dockerfile or manifest that a later layer replaced or deleted is not in the image; unlike
+    # a secret, its old contents configure nothing.
+    squashed.findings = [(i, p, f) for i, p, f in squashed.findings
+                         if f.kind != "misconfiguration" or squashed.layer_of.get(p) == i]
     os_info = pick_os(squashed)
     packages, findings = assemble(squashed, layers, os_info)
     timings["assemble"] = round(time.perf_counter() - t0, 4)
     warnings: list[str] = []
     for lr in layer_results:
         warnings.extend(lr.warnings)
+    if misconfig:
+        from hullguard.detect.misconfig.image import check_image
+
+        image_findings, image_warnings = check_image(artifact, layers, squashed, packages)
+        findings.extend(image_findings)
+        warnings.extend(image_warnings)
     return ScanResult(artifact=artifact, os=os_info, layers=list(layers), packages=packages, findings=findings,
                       warnings=warnings, timings=timings, generated_at=_now())
 

@@ -32,9 +32,9 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
-SCANNERS = ("vuln", "secret")
+SCANNERS = ("vuln", "secret", "misconfig")
 # Findings of these kinds trip --exit-code.
-GATED_KINDS = {"vulnerability", "secret"}
+GATED_KINDS = {"vulnerability", "secret", "misconfiguration"}
 
 
 def _scanners(text: str) -> set[str]:
@@ -59,8 +59,10 @@ def _severities(text: str):
 
 def _vuln_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scanners", type=_scanners, default=os.environ.get("HULLGUARD_SCANNERS", "vuln"),
-                   help="what to look for: vuln, secret (in every layer, the image config and its "
-                   "history), or none for the inventory only (default: vuln)")
+                   help="what to look for, comma-separated: vuln, secret (in every layer, the image "
+                   "config and its history), misconfig (image configuration and final filesystem, plus "
+                   "Dockerfiles and Kubernetes manifests found inside), or none for the inventory only "
+                   "(default: vuln)")
     p.add_argument("--db", default="", help="advisory database: a SQLite path or postgresql:// URL "
                    "(default: $HULLGUARD_DB, else the cache; the bundled snapshot on first use)")
     p.add_argument("--severity", type=_severities, default=os.environ.get("HULLGUARD_SEVERITY", ""),
@@ -163,6 +165,7 @@ def _options(args: argparse.Namespace):
         analyzers = [*all_analyzers(), SecretAnalyzer()]
     return ScanOptions(
         analyzers=analyzers,
+        misconfig="misconfig" in getattr(args, "scanners", ()),
         cache_dir=getattr(args, "cache_dir", ""),
         use_cache=not getattr(args, "no_cache", False),
         platform=Platform.parse(args.platform) if getattr(args, "platform", "") else None,
@@ -186,6 +189,8 @@ def _detect(result, args: argparse.Namespace):
         art.config, art.history = redact_image_config(art.config, art.history)
         for layer in result.layers:
             layer.created_by = redact_text(layer.created_by, "history")
+    if "misconfig" in args.scanners:
+        _misconfig_details(result, args.severity)
     if "vuln" not in args.scanners:
         return result
     from hullguard.detect.vulns import apply, filter_findings, sort_by_risk
@@ -202,6 +207,24 @@ def _detect(result, args: argparse.Namespace):
     result.findings = sort_by_risk(filter_findings(result.findings, severities=severities,
                                                    ignore_unfixed=args.ignore_unfixed))
     return result
+
+
+def _misconfig_details(result, severities) -> None:
+    """Name the build step behind each misconfiguration (after secrets in the history were masked),
+    and apply --severity, which the vulnerability filter leaves to each kind."""
+    created_by = {layer.digest: layer.created_by for layer in result.layers}
+    kept = []
+    for f in result.findings:
+        if f.kind != "misconfiguration":
+            kept.append(f)
+            continue
+        if severities and f.severity not in severities:
+            continue
+        step = created_by.get(f.location.layer) if f.location and f.location.layer else None
+        if step:
+            f.details = {**f.details, "layer_created_by": " ".join(step.split())[:300]}
+        kept.append(f)
+    result.findings = kept
 
 
 def _suppress(result, args: argparse.Namespace):

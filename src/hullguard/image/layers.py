@@ -83,6 +83,15 @@ def resolve(path: str, readlink: Callable[[str], str | None], max_hops: int = MA
     return "/".join(done)
 
 
+class EntryMeta(msgspec.Struct, array_like=True):
+    """Header facts of one tar entry an observer flagged (see ``analyze_layer``): the type flag,
+    the permission bits (with setuid/setgid/sticky) and the size."""
+
+    type: str
+    mode: int
+    size: int = 0
+
+
 class LayerResult(msgspec.Struct, omit_defaults=True):
     """What one layer contributes, independent of other layers (so it can be cached)."""
 
@@ -95,6 +104,10 @@ class LayerResult(msgspec.Struct, omit_defaults=True):
     warnings: list[str] = []
     entries: int = 0
     size: int = 0  # uncompressed bytes
+    # Filled only when an analyzer observes entries (see analyze_layer): the flagged entries, and
+    # every path this layer writes, since a later layer rewriting a flagged path (chmod u-s) clears it.
+    notable: dict[str, EntryMeta] = {}
+    seen: list[str] = []
 
 
 def analyze_layer(
@@ -104,10 +117,18 @@ def analyze_layer(
     budget: Budget,
     on_progress: Callable[[int], None] | None = None,
 ) -> LayerResult:
-    """Read one uncompressed layer tar once, feeding each file to the analyzers that want it."""
+    """Read one uncompressed layer tar once, feeding each file to the analyzers that want it.
+
+    An analyzer with a ``notes_entry(path, type, mode) -> bool`` method also sees every entry's
+    header (directories and links included, no data read); entries it flags land in
+    ``result.notable``. Setuid bits and world-writable directories live only in headers.
+    """
     result = LayerResult(digest=digest, files={}, whiteouts=[], opaque=[], symlinks={}, hardlinks={}, warnings=[])
     reader = tarstream.TarReader(stream)
     read_limit = max((a.max_size for a in analyzers), default=0) + 1
+    observers = [a.notes_entry for a in analyzers if callable(getattr(a, "notes_entry", None))]
+    if observers:
+        result.notable, result.seen = {}, []
     last_reported = 0
     try:
         for entry in reader:
@@ -128,6 +149,10 @@ def analyze_layer(
                     result.whiteouts.append(f"{parent}/{base[4:]}" if parent else base[4:])
                 continue
             kind = entry.type
+            if observers:
+                result.seen.append(path)
+                if any(note(path, kind, entry.mode) for note in observers):
+                    result.notable[path] = EntryMeta(kind, entry.mode & 0o7777, entry.size)
             if kind == tarstream.SYMLINK:
                 result.symlinks[path] = entry.linkname
                 continue
@@ -187,6 +212,8 @@ class Squashed:
     # Findings from every layer, including files a later layer deleted (secrets stay in the image).
     findings: list[tuple[int, str, Finding]] = field(default_factory=list)
     deleted: set[str] = field(default_factory=set)
+    # Flagged entries that survive in the final image, with the index of the layer that wrote them.
+    notable: dict[str, tuple[int, EntryMeta]] = field(default_factory=dict)
 
 
 
@@ -219,9 +246,19 @@ def squash(layers: list[LayerResult]) -> Squashed:
         for directory in layer.opaque:
             removed += _drop_children(out.files, directory)
             _drop_children(out.symlinks, directory)
+            if out.notable:
+                _drop_children(out.notable, directory)
         for path in layer.whiteouts:
             removed += _drop_under(out.files, path)
             _drop_under(out.symlinks, path)
+            if out.notable:
+                _drop_under(out.notable, path)
+        if out.notable and layer.seen:
+            for path in out.notable.keys() & set(layer.seen):
+                if path not in layer.notable:
+                    del out.notable[path]
+        for path, meta in layer.notable.items():
+            out.notable[path] = (index, meta)
         for path in removed:
             out.layer_of.pop(path, None)
             out.origin.pop(path, None)

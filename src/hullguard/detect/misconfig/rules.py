@@ -34,7 +34,7 @@ def register(*rules: Rule) -> None:
 
 def _load_all() -> None:
     # Importing the detectors registers their rules; done lazily to avoid an import cycle.
-    from . import dockerfile, kubernetes, pss  # noqa: F401
+    from . import dockerfile, image, kubernetes, pss  # noqa: F401
 
 
 def all_rules() -> list[Rule]:
