@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import quote, urljoin
 
 from hullguard.image.source import (
     INDEX_TYPES,
@@ -192,16 +194,19 @@ class RegistryClient:
     def _url(self, scheme: str, path: str) -> str:
         return f"{scheme}://{self.ref.api_host}/v2/{self.ref.repository}/{path}"
 
-    def _send(self, path: str, headers: dict[str, str], stream: bool = False) -> Any:
+    def _send(self, path: str, headers: dict[str, str], stream: bool = False, method: str = "GET",
+              content: bytes | None = None, url: str = "") -> Any:
         httpx = self.httpx
-        schemes = [self.base] if self.base else self.schemes
+        # An absolute URL (an upload Location) is only ever used after a request has settled the scheme.
+        schemes = [self.base] if (self.base or url) else self.schemes
         last_error: Exception | None = None
         for scheme in schemes:
             hdrs = dict(headers)
             if self.auth_header:
                 hdrs["Authorization"] = self.auth_header
             try:
-                request = self.client.build_request("GET", self._url(scheme, path), headers=hdrs)
+                target = url or self._url(scheme, path)
+                request = self.client.build_request(method, target, headers=hdrs, content=content)
                 response = self.client.send(request, stream=stream)
             except httpx.TimeoutException:
                 raise SourceError(f"registry {self.ref.registry} did not answer in time") from None
@@ -250,7 +255,7 @@ class RegistryClient:
             return f"registry {self.ref.registry}: rate limited (429); try again later or log in"
         return f"registry {self.ref.registry} answered HTTP {status} for {path}{detail}"
 
-    def _authenticate(self, challenge: str) -> None:
+    def _authenticate(self, challenge: str, push: bool = False) -> None:
         scheme, params = _parse_challenge(challenge)
         creds = self.credentials
         if scheme == "basic":
@@ -262,7 +267,8 @@ class RegistryClient:
             return
         if scheme != "bearer" or "realm" not in params:
             raise SourceError(f"registry {self.ref.registry} asks for unsupported authentication {challenge[:80]!r}")
-        query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:pull"}
+        actions = "pull,push" if push else "pull"
+        query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:{actions}"}
         if params.get("service"):
             query["service"] = params["service"]
         auth = None
@@ -304,8 +310,6 @@ class RegistryClient:
         finally:
             response.close()
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        import hashlib
-
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha"):
             verify_bytes(data, reference, f"manifest {reference}")
@@ -323,6 +327,71 @@ class RegistryClient:
     def blob_stream(self, digest: str) -> BinaryIO:
         response = self.get(f"blobs/{digest}", stream=True)
         return _ResponseStream(response, self.httpx, self.ref.registry)  # type: ignore[return-value]
+
+
+    # ------------------------------------------------------------------ writing (OCI distribution push)
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                content: bytes | None = None, url: str = "", ok: tuple[int, ...] = (200,),
+                stream: bool = False) -> Any:
+        """One request; on 401 authenticate (again: a pull token does not cover a push)."""
+        headers = headers or {}
+        response = self._send(path, headers, stream, method, content, url)
+        if response.status_code == 401:
+            challenge = response.headers.get("www-authenticate", "")
+            response.close()
+            self.auth_header = ""
+            self._authenticate(challenge, push=method not in ("GET", "HEAD"))
+            response = self._send(path, headers, stream, method, content, url)
+        if response.status_code not in ok:
+            status = response.status_code
+            body = b"" if (method == "HEAD" or stream) else response.content[:300]
+            response.close()
+            raise SourceError(self._explain(status, path, body))
+        return response
+
+    def manifest_if_exists(self, reference: str, accept: str = ACCEPT) -> tuple[bytes, str, str] | None:
+        """(bytes, media type, digest) of a manifest, or None when the registry has no such tag/digest."""
+        response = self.request("GET", f"manifests/{reference}", headers={"Accept": accept}, ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        data = response.content
+        if len(data) > MAX_MANIFEST:
+            raise SourceError(f"manifest {reference} is larger than {MAX_MANIFEST} bytes")
+        if reference.startswith("sha256:"):
+            verify_bytes(data, reference, f"manifest {reference}")
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        return data, media_type, "sha256:" + hashlib.sha256(data).hexdigest()
+
+    def blob_exists(self, digest: str) -> bool:
+        response = self.request("HEAD", f"blobs/{digest}", ok=(200, 404))
+        response.close()
+        return response.status_code == 200
+
+    def push_blob(self, data: bytes) -> str:
+        """Upload ``data`` (monolithic POST then PUT, OCI distribution spec) unless present; returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.blob_exists(digest):
+            return digest
+        started = self.request("POST", "blobs/uploads/", headers={"Content-Length": "0"}, content=b"", ok=(202,))
+        location = started.headers.get("location", "")
+        if not location:
+            raise SourceError(f"registry {self.ref.registry} started an upload without a Location")
+        url = urljoin(str(started.url), location)
+        url += ("&" if "?" in url else "?") + "digest=" + quote(digest, safe="")
+        done = self.request("PUT", "blobs/uploads/", url=url, content=data,
+                            headers={"Content-Type": "application/octet-stream"}, ok=(201, 204))
+        stored = done.headers.get("docker-content-digest", digest)
+        if stored != digest:
+            raise SourceError(f"registry {self.ref.registry} stored blob {digest} as {stored}")
+        return digest
+
+    def push_manifest(self, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag or its digest; returns the manifest digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.request("PUT", f"manifests/{reference}", headers={"Content-Type": media_type}, content=data,
+                     ok=(200, 201, 202))
+        return digest
 
 
 def _read_bounded(response: Any, limit: int, what: str) -> bytes:
@@ -409,3 +478,6 @@ class RegistrySource(ImageSource):
 
     def close(self) -> None:
         self.client.close()
+
+
+read_bounded = _read_bounded
