@@ -129,6 +129,8 @@ def analyze_layer(
     observers = [a.notes_entry for a in analyzers if callable(getattr(a, "notes_entry", None))]
     if observers:
         result.notable, result.seen = {}, []
+    # One observer is the usual case; calling it directly skips a generator per entry.
+    note_one = observers[0] if len(observers) == 1 else None
     last_reported = 0
     try:
         for entry in reader:
@@ -151,7 +153,8 @@ def analyze_layer(
             kind = entry.type
             if observers:
                 result.seen.append(path)
-                if any(note(path, kind, entry.mode) for note in observers):
+                if (note_one(path, kind, entry.mode) if note_one is not None
+                        else any(note(path, kind, entry.mode) for note in observers)):
                     result.notable[path] = EntryMeta(kind, entry.mode & 0o7777, entry.size)
             if kind == tarstream.SYMLINK:
                 result.symlinks[path] = entry.linkname

@@ -125,6 +125,8 @@ CACHES = (
     ("dnf cache", "var/cache/dnf/"),
 )
 _CACHE_NOISE = {"lock", "partial", ".lock"}
+_CACHE_PREFIXES = tuple(prefix for _, prefix in CACHES)
+_FILE_KINDS = frozenset({tarstream.REGULAR, tarstream.CONTIGUOUS, tarstream.HARDLINK})
 SSHD_PATHS = frozenset({"usr/sbin/sshd", "sbin/sshd", "usr/bin/sshd", "usr/sbin/dropbear", "usr/bin/dropbear"})
 SSH_PACKAGES = frozenset({"openssh-server", "openssh-server-pam", "dropbear"})
 
@@ -175,15 +177,13 @@ class ImageEntriesAnalyzer(Analyzer):
         return ()
 
     def notes_entry(self, path: str, kind: str, mode: int) -> bool:
-        # Called for every entry of every layer: mode tests first, path tests only for a few prefixes.
-        if mode & (stat.S_ISUID | stat.S_ISGID | stat.S_IWOTH) and (
-                _is_setid(kind, mode) or _world_writable(kind, mode)):
-            return True
-        if kind not in (tarstream.REGULAR, tarstream.CONTIGUOUS, tarstream.HARDLINK):
+        # Called for every entry of every layer, so each test is one C-level operation on the
+        # common path: a mode mask, a set lookup, one startswith over a tuple.
+        if mode & 0o6002:
+            return _is_setid(kind, mode) or _world_writable(kind, mode)
+        if kind not in _FILE_KINDS:
             return False
-        if path in SSHD_PATHS:
-            return True
-        return path[:1] in ("v", "r", "u") and bool(_cache_of(path))
+        return path in SSHD_PATHS or (path.startswith(_CACHE_PREFIXES) and bool(_cache_of(path)))
 
 
 # Trees of third-party code: manifests there are examples and test data, not what the image runs.
@@ -356,7 +356,11 @@ def _owners(packages: list[Package]) -> dict[str, str]:
         if pkg.ecosystem in ("deb", "apk", "rpm"):
             for f in pkg.metadata.get("files", ()):
                 if isinstance(f, str):
-                    owner.setdefault(f.lstrip("/"), pkg.name)
+                    f = f.lstrip("/")
+                    owner.setdefault(f, pkg.name)
+                    # Merged /usr: dpkg still lists /bin/su while the file lives at usr/bin/su.
+                    if f.startswith(("bin/", "sbin/", "lib/", "lib64/")):
+                        owner.setdefault("usr/" + f, pkg.name)
     return owner
 
 
