@@ -21,6 +21,7 @@ COMMANDS = [
     "hullguard.cli.db",
     "hullguard.cli.runtime",
     "hullguard.cli.cache",
+    "hullguard.cli.supply",
     "hullguard.cli.admission",
 ]
 
