@@ -322,8 +322,8 @@ def _check_config(artifact: Artifact, history: list[tuple[int, str, str]], out: 
     volumes = cfg.get("Volumes")
     if isinstance(volumes, dict):
         for vol in sorted(volumes):
-            norm = posixpath.normpath("/" + str(vol).strip()) if str(vol).strip() else ""
-            norm = "/" if norm == "//" else norm
+            # normpath keeps a leading "//" (POSIX allows it a meaning), so strip slashes first.
+            norm = posixpath.normpath("/" + str(vol).strip().lstrip("/")) if str(vol).strip() else ""
             if norm in SENSITIVE_VOLUMES or norm.endswith(".sock"):
                 index, digest = _history_match(history, re.compile(r"\bVOLUME\b.*" + re.escape(str(vol))))
                 sev = Severity.CRITICAL if norm.endswith(".sock") else None
