@@ -340,6 +340,13 @@ def _functions() -> dict[str, Callable[..., Any]]:
     return _env_functions
 
 
+def _known_names() -> set[str]:
+    # ``lists.range(3)`` is reported as a call of ``range`` on ``lists``: namespaced functions are
+    # known by their last part too.
+    names = set(_functions())
+    return names | {n.rsplit(".", 1)[-1] for n in names}
+
+
 def _new_context() -> Any:
     import cel
 
@@ -373,7 +380,7 @@ def _compile(source: Any, where: str) -> _Expr:
         program = cel.compile(source)
     except (ValueError, RuntimeError, TypeError, OverflowError, RecursionError) as exc:
         raise ValueError(f"{where}: expression {shown!r} does not compile: {_compile_error(exc)}") from None
-    known = _functions()
+    known = _known_names()
     for fn in program.functions():
         if fn[:1] in "_!@-" or fn in _NATIVE or fn in known:
             continue
