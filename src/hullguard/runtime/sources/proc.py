@@ -41,8 +41,9 @@ MAX_ANCESTORS = 32
 MAX_WATCHED = 1024  # processes whose fds are scanned; beyond this, new ones are exec-only
 MAX_FDS_PER_PROC = 4096
 _O_ACCMODE, _O_WRONLY, _O_RDWR = 0o3, 0o1, 0o2
-_FLAG_NAMES = ((0o100, "O_CREAT"), (0o1000, "O_TRUNC"), (0o2000, "O_APPEND"), (0o200000, "O_DIRECTORY"),
-               (0o2000000, "O_CLOEXEC"))
+# fdinfo shows the file's current status flags: open-time-only flags (O_CREAT, O_TRUNC, O_EXCL)
+# are gone by then, so evt.is_open_create cannot be known from /proc and is not set.
+_FLAG_NAMES = ((0o2000, "O_APPEND"), (0o4000, "O_NONBLOCK"), (0o2000000, "O_CLOEXEC"))
 _TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "0A": "LISTEN"}
 
 
@@ -248,9 +249,8 @@ class ProcSource:
                 continue
             if self.watch_fds and info.pid not in self._watched:
                 if len(self._watched) < MAX_WATCHED:
-                    # Its already-open fds (inherited stdio etc.) are part of the exec, not new opens.
                     self._watched[info.pid] = {}
-                    self._scan_fds(info.pid, report=False)
+                    self._scan_fds(info.pid, report=True, inherited=self._fd_targets(info.ppid))
                 else:
                     self.counts["unwatched"] += 1
             self._send(self._exec_event(info), "reexec" if reexec else "exec")
@@ -373,7 +373,17 @@ class ProcSource:
 
     # ---- files and sockets ---------------------------------------------------------------------
 
-    def _scan_fds(self, pid: int, *, report: bool) -> None:
+    def _fd_targets(self, pid: int) -> set[str]:
+        try:
+            fds = os.listdir(f"{self.root}/{pid}/fd")
+        except OSError:
+            return set()
+        return {t for fd in fds[:MAX_FDS_PER_PROC] if (t := _readlink(f"{self.root}/{pid}/fd/{fd}")) is not None}
+
+    def _scan_fds(self, pid: int, *, report: bool, inherited: set[str] | None = None) -> None:
+        """Report fds not seen before. At a process's first sight, fds its parent also holds
+        (stdio, pipes) came with the fork and are not reported; anything else was opened before
+        we looked — e.g. a shell redirect set up just before exec — and is reported."""
         seen = self._watched.get(pid)
         if seen is None:
             return
@@ -388,6 +398,9 @@ class ProcSource:
             fd = int(name)
             target = _readlink(f"{self.root}/{pid}/fd/{fd}")
             if target is None or seen.get(fd) == target:
+                continue
+            if inherited is not None and target in inherited:
+                seen[fd] = target
                 continue
             if target.startswith("socket:["):
                 if not report:
@@ -427,8 +440,7 @@ class ProcSource:
         ev.update({"evt.category": "file", "fd.num": fd, "fd.name": path, "fd.typechar": "f", "fd.type": "file",
                    "evt.arg.flags": "|".join(names), "evt.arg.fd": fd,
                    "evt.is_open_write": "true" if acc in (_O_WRONLY, _O_RDWR) else "false",
-                   "evt.is_open_read": "true" if acc in (0, _O_RDWR) else "false",
-                   "evt.is_open_create": "true" if flags & 0o100 else "false"})
+                   "evt.is_open_read": "true" if acc in (0, _O_RDWR) else "false"})
         self._send(ev, "open")
 
     def _net_tables(self, pid: int) -> dict[str, dict[int, tuple[str, int, str, int, str]]]:
