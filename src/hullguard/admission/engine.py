@@ -202,8 +202,9 @@ class Engine:
                 res.messages = [why]
                 d.results.append(res)
                 continue
-            mine = [i for i in images if not glob_match(self.config.exemptions.images, i.text)
-                    and not glob_match(p.exclude.images, i.text) and p.applies_to_image(i.text, i.normalized)]
+            skip = self.config.exemptions.images + p.exclude.images
+            mine = [i for i in images if not (glob_match(skip, i.text) or glob_match(skip, i.normalized))
+                    and p.applies_to_image(i.text, i.normalized)]
             deadline = start + p.timeout
             try:
                 messages, warns = self._run(p, req, labels, mine, d, deadline)
@@ -382,21 +383,24 @@ class Engine:
 
     def _cel_run(self, p: Policy, req: Request, labels: dict[str, str]) -> list[str]:
         cel = self.cel
-        ns_obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": req.namespace, "labels": labels}}
+        ns_obj = {"apiVersion": "v1", "kind": "Namespace",
+                  "metadata": {"name": req.namespace, "labels": labels}} if req.namespace else None
+        try:
+            if hasattr(cel, "check_object"):
+                # check_object also walks each policy's bindings and their params.
+                violations = cel.check_object(p.cel_policies, req.obj, request=req.raw, namespace_object=ns_obj)
+            else:
+                violations = []
+                for cp in p.cel_policies:
+                    if cel.matches(cp, req.raw, namespace_object=ns_obj):
+                        violations += cel.evaluate(cp, req.obj, request=req.raw, old_object=req.old,
+                                                   namespace_object=ns_obj)
+        except Exception as exc:
+            raise DependencyError(f"CEL evaluation failed: {_first_line(str(exc))}") from None
         out = []
-        for cp in p.cel_policies:
-            try:
-                if not cel.matches(cp, req.raw):
-                    continue
-                violations = cel.evaluate(cp, req.obj or {}, request=req.raw, old_object=req.old,
-                                          namespace_object=ns_obj if req.namespace else None)
-            except DependencyError:
-                raise
-            except Exception as exc:
-                raise DependencyError(f"CEL policy {getattr(cp, 'name', '?')} failed: {_first_line(str(exc))}"
-                                      ) from None
-            for v in violations:
-                out.append(f"{getattr(v, 'policy', '')}: {getattr(v, 'message', '')}".lstrip(": "))
+        for v in violations:
+            name, message = getattr(v, "policy", ""), getattr(v, "message", "")
+            out.append(f"{name}: {message}" if name else str(message))
         return out
 
 
