@@ -1,0 +1,138 @@
+"""`hullguard runtime run` and `runtime sources` through the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hullguard.cli.main import main
+from hullguard.cli.runtime import parse_duration
+from hullguard.model import HullguardError
+
+from .sources.test_k8s_webhook import SCENARIOS
+
+
+def audit_lines(*rules: str) -> bytes:
+    return b"".join(json.dumps(SCENARIOS[r]).encode() + b"\n" for r in rules)
+
+
+def test_run_audit_log_from_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(audit_lines("Read secret", "Attach or exec into pod") + b"{broken\n")
+    rc = main(["runtime", "run", "--audit-log", str(log), "--from-start", "--duration", "0.5s", "--stats", "json"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    alerts = [json.loads(x) for x in out.splitlines()]
+    assert sorted(a["rule"] for a in alerts) == ["Attach or exec into pod", "Read secret"]
+    assert all(set(a) == {"hostname", "output", "output_fields", "priority", "rule", "source", "tags", "time"}
+               for a in alerts)
+    stats = json.loads(err.strip().splitlines()[-1])
+    assert stats["events"] == 2 and stats["alerts"] == 2 and stats["malformed"] == 1 and stats["dropped_total"] == 0
+
+
+def test_run_text_format_and_file_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(audit_lines("Anonymous request allowed"))
+    out_file = tmp_path / "alerts.jsonl"
+    rc = main(["runtime", "run", "--audit-log", str(log), "--from-start", "--duration", "300ms",
+               "--output", "stdout", "--output", f"file:{out_file}"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert "Warning: " in out and "Anonymous request allowed (verb=list" in out
+    assert [json.loads(x)["rule"] for x in out_file.read_text().splitlines()] == ["Anonymous request allowed"]
+    assert "1 events, 1 alerts, 0 dropped" in err
+
+
+@pytest.mark.parametrize(("argv", "msg"), [
+    (["runtime", "run", "--duration", "1s"], "no event source"),
+    (["runtime", "run", "--audit-webhook", "127.0.0.1:0"], "--tls-cert"),
+    (["runtime", "run", "--proc", "--duration", "soon"], "bad duration"),
+    (["runtime", "run", "--proc", "--queue-size", "0"], "--queue-size"),
+    (["runtime", "run", "--proc", "--proc-interval", "0"], "--proc-interval"),
+    (["runtime", "run", "--proc", "--min-priority", "loud"], "unknown priority"),
+    (["runtime", "run", "--audit-webhook", "nope", "--tls-cert", "c", "--tls-key", "k"], "HOST:PORT"),
+])
+def test_bad_usage_exits_2_with_one_line(argv: list[str], msg: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("hullguard: error:") and msg in err[-1]
+
+
+def test_audit_log_directory_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runtime", "run", "--audit-log", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("90") == 90 and parse_duration("1.5m") == 90 and parse_duration("250ms") == 0.25
+    assert parse_duration("2h") == 7200
+    for bad in ("", "-1s", "1w", "s"):
+        with pytest.raises(HullguardError):
+            parse_duration(bad)
+
+
+def test_sources_json_explains_ebpf(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runtime", "sources", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    by = {s["name"]: s for s in doc["sources"]}
+    assert set(by) == {"proc", "k8s_audit_webhook", "audit_log", "ebpf"}
+    e = by["ebpf"]
+    # Either every prerequisite is met, or each missing one is named.
+    assert e["available"] == (not e["reasons"])
+    import importlib.util
+    if importlib.util.find_spec("bcc") is None:
+        assert any("bcc" in r for r in e["reasons"])
+
+
+def test_ebpf_check_on_a_bare_root(tmp_path: Path) -> None:
+    from hullguard.runtime.sources.ebpf import check_ebpf
+
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/status").write_text("Name:\tx\nCapEff:\t0000000000000000\n")
+    res = check_ebpf(root=str(tmp_path), release="6.1.0-test")
+    assert not res.available
+    text = " ".join(res.reasons)
+    assert "not permitted" in text and "no kernel headers" in text and "tracefs" in text
+    (tmp_path / "proc/self/status").write_text("CapEff:\t000001ffffffffff\n")
+    (tmp_path / "lib/modules/6.1.0-test/build").mkdir(parents=True)
+    (tmp_path / "sys/kernel/tracing/events").mkdir(parents=True)
+    res2 = check_ebpf(root=str(tmp_path), release="6.1.0-test")
+    assert [r for r in res2.reasons if "bcc" not in r] == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals and /proc")
+def test_sigterm_stops_cleanly_with_stats(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    p = subprocess.Popen([sys.executable, "-m", "hullguard.cli.main", "runtime", "run", "--audit-log", str(log)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        # Appended while it runs: the agent picks it up (the tailer opened the file at its end).
+        deadline = time.monotonic() + 20
+        line = b""
+        while time.monotonic() < deadline and p.poll() is None:
+            with open(log, "ab") as f:
+                f.write(audit_lines("Read secret"))
+            assert p.stdout is not None
+            import select
+            ready, _, _ = select.select([p.stdout], [], [], 0.3)
+            if ready:
+                line = p.stdout.readline()
+                break
+        assert b"Read secret" in line
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    assert b"alerts" in err and b"dropped" in err and b"Traceback" not in err
