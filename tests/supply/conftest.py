@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hullguard.supply import keys
@@ -64,3 +67,65 @@ def keypair(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[P
         return cache[name]
 
     return make
+
+
+# ---------------------------------------------------------------- an independent registry writer for tampering
+# Plain httpx against the distribution API, so tampering does not depend on the code under test.
+
+def raw_get_manifest(reg: registry_mod.Registry, repo: str, reference: str) -> bytes:
+    r = httpx.get(f"{reg.url}/v2/{repo}/manifests/{reference}", trust_env=False,
+                  headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
+                                     "application/vnd.docker.distribution.manifest.v2+json"})
+    r.raise_for_status()
+    return r.content
+
+
+def raw_get_blob(reg: registry_mod.Registry, repo: str, digest: str) -> bytes:
+    r = httpx.get(f"{reg.url}/v2/{repo}/blobs/{digest}", trust_env=False, follow_redirects=True)
+    r.raise_for_status()
+    return r.content
+
+
+def raw_put_blob(reg: registry_mod.Registry, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with httpx.Client(trust_env=False) as c:
+        start = c.post(f"{reg.url}/v2/{repo}/blobs/uploads/")
+        assert start.status_code == 202, start.text
+        loc = start.headers["location"]
+        url = loc if loc.startswith("http") else f"{reg.url}{loc}"
+        # Keep the upload's own query (its _state token); httpx's params= would replace it.
+        url += ("&" if "?" in url else "?") + "digest=" + digest
+        done = c.put(url, content=data,
+                     headers={"Content-Type": "application/octet-stream"})
+        assert done.status_code == 201, done.text
+    return digest
+
+
+def raw_put_manifest(reg: registry_mod.Registry, repo: str, reference: str, data: bytes,
+                     media_type: str = "application/vnd.oci.image.manifest.v1+json") -> str:
+    r = httpx.put(f"{reg.url}/v2/{repo}/manifests/{reference}", content=data, trust_env=False,
+                  headers={"Content-Type": media_type})
+    assert r.status_code == 201, r.text
+    return r.headers["docker-content-digest"]
+
+
+def raw_sig_manifest(reg: registry_mod.Registry, repo: str, layers: list[tuple[bytes, str, dict[str, str]]]) -> bytes:
+    """A signature manifest written from the cosign spec by hand: ``layers`` are (blob, mediaType, annotations)."""
+    descs = []
+    for blob, media_type, notes in layers:
+        digest = raw_put_blob(reg, repo, blob)
+        descs.append({"mediaType": media_type, "size": len(blob), "digest": digest, "annotations": notes})
+    config = json.dumps({"architecture": "", "os": "", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}).encode()
+    config_digest = raw_put_blob(reg, repo, config)
+    return json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config),
+                   "digest": config_digest},
+        "layers": descs,
+    }).encode()
+
+
+def repo_of(reference: str) -> str:
+    """``127.0.0.1:PORT/a/b:tag`` -> ``a/b``."""
+    return reference.split("/", 1)[1].rsplit(":", 1)[0]
