@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
     from hullguard.admission.engine import Engine
     from hullguard.admission.server import DecisionLog, TLSFiles, WebhookServer, serve
 
-    if not 0 < args.port < 65536:
+    if not 0 <= args.port < 65536:
         raise HullguardError(f"--port {args.port} is not a TCP port")
     config = load_config(args.policy) if args.policy else AdmissionConfig(source="<none>")
     engine = Engine(config)
