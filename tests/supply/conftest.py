@@ -129,3 +129,15 @@ def raw_sig_manifest(reg: registry_mod.Registry, repo: str, layers: list[tuple[b
 def repo_of(reference: str) -> str:
     """``127.0.0.1:PORT/a/b:tag`` -> ``a/b``."""
     return reference.split("/", 1)[1].rsplit(":", 1)[0]
+
+
+@pytest.fixture(scope="session", params=["basic", "token"])
+def auth_registry(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[registry_mod.Registry]:
+    """A registry that wants a login: htpasswd basic auth, or bearer tokens from our token server."""
+    require_tools("docker-registry", "skopeo")
+    reg = registry_mod.start_registry(tmp_path_factory.mktemp(f"supply-{request.param}"), auth=request.param)
+    try:
+        yield reg
+    finally:
+        reg.stop()

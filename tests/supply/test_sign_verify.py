@@ -281,3 +281,18 @@ def test_cli_keys_generate(tmp_path, monkeypatch, capsys) -> None:  # type: igno
     assert main(["keys", "generate", "--output-key-prefix", prefix]) == 2
     assert "exists" in capsys.readouterr().err
     assert main(["keys", "generate", "--output-key-prefix", str(tmp_path / "no/such/dir/k")]) == 2
+
+
+def test_sign_and_verify_with_registry_login(auth_registry, images, keypair) -> None:  # type: ignore[no-untyped-def]
+    """Pushing needs a push-scoped token: the pull token from resolving the image must be traded up."""
+    from tests.builders.registry import push_image
+
+    digest = push_image(auth_registry, f"{images[0]}:latest", "private/app:v1")
+    ref = auth_registry.ref("private/app:v1")
+    key, pub = _key(keypair)
+    login = {"username": auth_registry.username, "password": auth_registry.password}
+    assert sign_image(ref, key, **login).digest == digest
+    out = verify_image(ref, [pub], **login)
+    assert out.verified, out.reason
+    with pytest.raises(HullguardError, match=r"authentication failed|login refused|requires a login"):
+        verify_image(ref, [pub], username=auth_registry.username, password="wrong")
