@@ -45,7 +45,7 @@ def test_run_text_format_and_file_output(tmp_path: Path, capsys: pytest.CaptureF
                "--output", "stdout", "--output", f"file:{out_file}"])
     out, err = capsys.readouterr()
     assert rc == 0
-    assert "Warning: " in out and "Anonymous request allowed (verb=list" in out
+    assert "Warning" in out and "Anonymous request allowed (verb=list" in out
     assert [json.loads(x)["rule"] for x in out_file.read_text().splitlines()] == ["Anonymous request allowed"]
     assert "1 events, 1 alerts, 0 dropped" in err
 
@@ -136,3 +136,46 @@ def test_sigterm_stops_cleanly_with_stats(tmp_path: Path) -> None:
             p.wait()
     assert p.returncode == 0
     assert b"alerts" in err and b"dropped" in err and b"Traceback" not in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs a Linux /proc")
+def test_proc_source_with_response_policy_kills_marked_shell(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """End to end: a real shell appears, the /proc source reports it, a rule fires, and the
+    response policy (hullguard.runtime.respond) captures evidence and kills it."""
+    pytest.importorskip("hullguard.runtime.respond")
+    marker = f"hgkill{os.getpid()}"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"""
+- rule: Marked shell
+  desc: the test's shell
+  condition: evt.type = execve and proc.name = sh and proc.cmdline contains {marker}
+  output: marked shell %proc.cmdline pid=%proc.pid
+  priority: CRITICAL
+  tags: [test]
+""")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\nbindings:\n  - name: kill-marked\n    rules: [Marked shell]\n"
+                      "    actions: [capture, kill]\n")
+    victim = subprocess.Popen(["sh", "-c", f"sleep 0.5; sh -c 'sleep 30; true {marker}'; true"])
+    try:
+        rc = main(["runtime", "run", "--proc", "--rules", str(rules), "--respond", str(policy),
+                   "--evidence-dir", str(tmp_path / "evidence"), "--response-log", str(tmp_path / "actions.jsonl"),
+                   "--duration", "3s"])
+        out, _err = capsys.readouterr()
+        # The outer shell only waits for the inner one, which the responder killed.
+        victim.wait(timeout=20)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert rc == 0
+    alerts = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    assert any(a["rule"] == "Marked shell" for a in alerts)
+    actions = [json.loads(x) for x in (tmp_path / "actions.jsonl").read_text().splitlines()]
+    kinds = [a.get("action") for a in actions]
+    # Evidence is taken before the process is killed.
+    assert "capture" in kinds and "kill" in kinds and kinds.index("capture") < kinds.index("kill")
+    kill = next(a for a in actions if a.get("action") == "kill")
+    assert kill.get("status") == "done"
+    assert list((tmp_path / "evidence").rglob("index.json"))

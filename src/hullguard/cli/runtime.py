@@ -141,6 +141,7 @@ def _register_run(rsub: argparse._SubParsersAction) -> None:
     g = run.add_argument_group("alerts")
     g.add_argument("--output", action="append", default=[], metavar="SPEC",
                    help="stdout, json, file:PATH, webhook:URL, slack:URL, syslog[:HOST[:PORT]] (repeatable)")
+    g.add_argument("--outputs-config", metavar="FILE", help="YAML: outputs list, dedupe_seconds, rate_per_rule")
     g.add_argument("--format", choices=("json", "text"), default="json", help="format of the default output")
     g.add_argument("--dedupe", type=float, default=0.0, metavar="S", help="suppress repeats within S seconds")
     g.add_argument("--rate-per-rule", type=float, default=0.0, metavar="N", help="alerts per second per rule")
@@ -299,7 +300,15 @@ def _run(args: argparse.Namespace) -> int:
             raise HullguardError("--respond is not available in this build (hullguard.runtime.respond missing)")
         responder = mod.Responder.from_file(args.respond, dry_run=args.dry_run, evidence_dir=args.evidence_dir,
                                             audit_log=args.response_log)
-    sink = build_sink(args.output, args.format, args.dedupe, args.rate_per_rule)
+    if args.outputs_config:
+        outputs = _optional("hullguard.runtime.outputs")
+        if outputs is None or not hasattr(outputs.OutputSet, "from_config"):
+            raise HullguardError("--outputs-config is not available in this build")
+        if args.output:
+            raise HullguardError("give either --output or --outputs-config, not both")
+        sink = outputs.OutputSet.from_config(args.outputs_config)
+    else:
+        sink = build_sink(args.output, args.format, args.dedupe, args.rate_per_rule)
     try:
         sources = _build_sources(args, engine.hostname)
     except BaseException:
@@ -324,8 +333,13 @@ def _run(args: argparse.Namespace) -> int:
         if baseline is not None:
             baseline.save()
         sink.close()
+    out_stats = getattr(sink, "stats", None)
+    suppressed = {k: v for k, v in vars(out_stats).items() if isinstance(v, int)} if out_stats is not None else {}
     if args.stats == "json":
-        print(json.dumps(stats.to_dict(), sort_keys=True), file=sys.stderr)
+        doc = stats.to_dict()
+        if suppressed:
+            doc["outputs"] = suppressed
+        print(json.dumps(doc, sort_keys=True), file=sys.stderr)
     else:
         dropped = ", ".join(f"{k}={v}" for k, v in sorted(stats.dropped.items())) or "none"
         print(f"hullguard: {stats.events} events, {stats.alerts} alerts, {sum(stats.dropped.values())} dropped "
