@@ -184,3 +184,31 @@ def test_bad_configuration_is_a_clean_error(tls_files: TLSFiles, tmp_path: Any) 
             parse_hostport(bad)
     assert parse_hostport(":8443") == ("0.0.0.0", 8443)
     assert parse_hostport("[::1]:9443") == ("::1", 9443)
+
+
+def test_connection_flood_is_bounded(run_agent: Any, engine: Engine, tls_files: TLSFiles) -> None:
+    import socket
+
+    from hullguard.runtime.sources.k8s_audit import MAX_CONNECTIONS
+
+    hook, sink, _agent = start_hook(run_agent, engine, tls_files)
+    idle = []
+    try:
+        # Clients that connect and never speak TLS each hold a handler thread; past the cap new
+        # connections are closed at once rather than given more threads.
+        for _ in range(MAX_CONNECTIONS + 8):
+            idle.append(socket.create_connection(("127.0.0.1", hook.address[1])))
+        assert wait_for(lambda: hook.stats()["refused_busy"] >= 8)
+    finally:
+        for s in idle:
+            s.close()
+    # Once they are gone the receiver serves again.
+    def posted() -> bool:
+        try:
+            with httpx.Client(verify=ca_ctx(tls_files)) as c:
+                return c.post(url(hook), content=json.dumps(SCENARIOS["Read secret"]).encode()).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_for(posted)
+    assert wait_for(lambda: "Read secret" in sink.rules())

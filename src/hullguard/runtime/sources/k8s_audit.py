@@ -33,11 +33,29 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return (host.strip("[]") or "0.0.0.0"), int(port)
 
 
+MAX_CONNECTIONS = 64
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    # Bounded accept backlog; each connection gets its own short-lived thread.
     request_queue_size = 64
     receiver: AuditWebhook
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # One thread per connection, but never more than MAX_CONNECTIONS: beyond that a new
+        # connection is closed at once (the API server retries) instead of growing threads.
+        if not self.slots.acquire(blocking=False):
+            self.receiver._count("refused_busy")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Failed TLS handshakes (no or untrusted client certificate), resets and timeouts: count
@@ -131,7 +149,7 @@ class AuditWebhook:
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
         self._counts: dict[str, int] = dict.fromkeys(
             ("requests", "events", "malformed", "unauthorized", "too_large", "rejected", "not_found", "dropped",
-             "connection_errors"), 0)
+             "connection_errors", "refused_busy"), 0)
         self._lock = threading.Lock()
         try:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -167,6 +185,7 @@ class AuditWebhook:
         # the TLS handshake must not block the listener.
         srv.socket = self._ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         srv.receiver = self
+        srv.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._server = srv
 
     def start(self, emit: Callable[[dict[str, Any]], bool]) -> None:
