@@ -296,3 +296,16 @@ def test_sign_and_verify_with_registry_login(auth_registry, images, keypair) -> 
     assert out.verified, out.reason
     with pytest.raises(HullguardError, match=r"authentication failed|login refused|requires a login"):
         verify_image(ref, [pub], username=auth_registry.username, password="wrong")
+
+
+def test_oversized_signature_manifest_is_a_failure_not_a_crash(registry, pushed, keypair) -> None:  # type: ignore[no-untyped-def]
+    ref, digest = pushed()
+    key, pub = _key(keypair)
+    repo = repo_of(ref)
+    one = json.loads(raw_sig_manifest(registry, repo, [(b"{}", oci.SIMPLESIGNING, {oci.SIGNATURE_ANNOTATION: ""})]))
+    one["layers"] = one["layers"] * (oci.MAX_LAYERS + 1)
+    raw_put_manifest(registry, repo, _sig_tag(digest), json.dumps(one).encode())
+    out = verify_image(ref, [pub])
+    assert not out.verified and "limit" in out.reason
+    with pytest.raises(HullguardError, match="limit"):
+        sign_image(ref, key)

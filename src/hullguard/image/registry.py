@@ -352,12 +352,14 @@ class RegistryClient:
 
     def manifest_if_exists(self, reference: str, accept: str = ACCEPT) -> tuple[bytes, str, str] | None:
         """(bytes, media type, digest) of a manifest, or None when the registry has no such tag/digest."""
-        response = self.request("GET", f"manifests/{reference}", headers={"Accept": accept}, ok=(200, 404))
-        if response.status_code == 404:
-            return None
-        data = response.content
-        if len(data) > MAX_MANIFEST:
-            raise SourceError(f"manifest {reference} is larger than {MAX_MANIFEST} bytes")
+        response = self.request("GET", f"manifests/{reference}", headers={"Accept": accept}, ok=(200, 404),
+                                stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            data = _read_bounded(response, MAX_MANIFEST, f"manifest {reference}")
+        finally:
+            response.close()
         if reference.startswith("sha256:"):
             verify_bytes(data, reference, f"manifest {reference}")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()

@@ -110,22 +110,28 @@ def verify_image(reference: str, public_keys: list[str | bytes], *, insecure: bo
     keys = load_public_keys(public_keys)
     target = oci.open_target(reference, insecure=insecure, timeout=timeout, username=username, password=password)
     try:
-        try:
-            manifest = oci.existing_manifest(target, "sig")
-        except oci.SourceError as exc:
-            if "not JSON" in str(exc) or "not an image manifest" in str(exc):
-                return VerifyResult(reference, target.digest, False, [], str(exc))
-            raise
-        if manifest is None:
-            return VerifyResult(reference, target.digest, False, [],
-                                f"no signatures found ({target.repo}:{target.tag('sig')} does not exist)")
-        checks: list[SignatureCheck] = []
-        for i, layer in enumerate(oci.layer_descriptors(manifest)):
-            checks.append(_check_signature_layer(target, layer, i, keys))
+        layers, problem = _stored_layers(target, "sig", "signatures")
+        if layers is None:
+            return VerifyResult(reference, target.digest, False, [], problem)
+        checks = [_check_signature_layer(target, layer, i, keys) for i, layer in enumerate(layers)]
         ok, reason = _decide(checks, keys, require_all, "signature")
         return VerifyResult(reference, target.digest, ok, checks, reason)
     finally:
         target.close()
+
+
+def _stored_layers(target: oci.Target, suffix: str, what: str) -> tuple[list[dict[str, Any]] | None, str]:
+    """The layers of the ``.sig``/``.att`` manifest, or (None, why). A manifest that is present but
+    unusable is the image's problem (a failed verification), not the registry's."""
+    try:
+        manifest = oci.existing_manifest(target, suffix)
+        if manifest is None:
+            return None, f"no {what} found ({target.repo}:{target.tag(suffix)} does not exist)"
+        return oci.layer_descriptors(manifest), ""
+    except oci.SourceError as exc:
+        if any(s in str(exc) for s in ("not JSON", "not an image manifest", "layers (limit", "larger than")):
+            return None, f"{target.tag(suffix)}: {exc}"
+        raise
 
 
 def _check_signature_layer(target: oci.Target, layer: dict[str, Any], i: int, keys: list[PublicKey]) -> SignatureCheck:
@@ -163,18 +169,12 @@ def verify_attestation(reference: str, public_keys: list[str | bytes], *, predic
     wanted = predicate_type_uri(predicate_type) if predicate_type else None
     target = oci.open_target(reference, insecure=insecure, timeout=timeout, username=username, password=password)
     try:
-        try:
-            manifest = oci.existing_manifest(target, "att")
-        except oci.SourceError as exc:
-            if "not JSON" in str(exc) or "not an image manifest" in str(exc):
-                return VerifyResult(reference, target.digest, False, [], str(exc))
-            raise
-        if manifest is None:
-            return VerifyResult(reference, target.digest, False, [],
-                                f"no attestations found ({target.repo}:{target.tag('att')} does not exist)")
+        layers, problem = _stored_layers(target, "att", "attestations")
+        if layers is None:
+            return VerifyResult(reference, target.digest, False, [], problem)
         checks: list[SignatureCheck] = []
         statements: list[dict[str, Any]] = []
-        for i, layer in enumerate(oci.layer_descriptors(manifest)):
+        for i, layer in enumerate(layers):
             check, statement = _check_attestation_layer(target, layer, i, keys, wanted)
             checks.append(check)
             if statement is not None:
