@@ -195,9 +195,123 @@ def _bl_check(args: argparse.Namespace) -> int:
     return args.exit_code if found else 0
 
 
+def default_state_dir(name: str) -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "hullguard", name)
+
+
 def _register_respond(rsub: argparse._SubParsersAction) -> None:
-    pass
+    r = rsub.add_parser("respond", help="response policies: validate one, or run one over captured events")
+    r.set_defaults(func=_help_of(r))
+    xsub = r.add_subparsers(dest="respond_command", metavar="ACTION", parser_class=type(r))
+    v = xsub.add_parser("validate", help="check a response policy file")
+    v.add_argument("policy", metavar="POLICY.yaml")
+    v.set_defaults(func=_respond_validate)
+    run = xsub.add_parser("run", help="replay events through the rules and answer alerts with the policy's actions")
+    run.add_argument("events", metavar="EVENTS.jsonl", help="JSON-lines events ('-' for stdin)")
+    run.add_argument("--policy", required=True, metavar="POLICY.yaml")
+    run.add_argument("--rules", nargs="+", metavar="FILE", action="extend", default=[],
+                     help="rules files (default: hullguard's bundled rules)")
+    run.add_argument("--baseline-dir", default="", help="also alert on deviations from these stored baselines")
+    run.add_argument("--dry-run", action="store_true", help="print what would be done; change nothing")
+    run.add_argument("--evidence-dir", default="", help="default: $XDG_STATE_HOME/hullguard/evidence")
+    run.add_argument("--audit-log", default="", help="default: EVIDENCE_DIR/audit.jsonl")
+    run.add_argument("--kubeconfig", default=None, help="cluster credentials for quarantine (default: "
+                     "$KUBECONFIG, in-cluster service account, ~/.kube/config)")
+    run.add_argument("--docker-socket", default=None, help="Docker API socket (default: /var/run/docker.sock)")
+    run.add_argument("--output", action="append", default=[], metavar="SPEC",
+                     help="also send alerts to this output (stdout, json, file:PATH, webhook:URL, ...)")
+    run.add_argument("--min-priority", default="debug", help="ignore alerts below this priority")
+    run.set_defaults(func=_respond_run)
+
+
+def _respond_validate(args: argparse.Namespace) -> int:
+    from hullguard.runtime.respond import load_policy, order_actions
+
+    pol = load_policy(args.policy)
+    for b in pol.bindings:
+        crit = [f"rules={list(b.rules)}" if b.rules else "", f"tags={sorted(b.tags)}" if b.tags else "",
+                f"min_priority={b.min_priority}" if b.min_priority else ""]
+        acts = " -> ".join(n for n, _o in order_actions(list(b.actions)))
+        print(f"{b.name}: {' '.join(c for c in crit if c)}: {acts}")
+    print(f"hullguard: {args.policy}: {len(pol.bindings)} bindings OK", file=sys.stderr)
+    return 0
+
+
+def _respond_run(args: argparse.Namespace) -> int:
+    from hullguard.runtime.engine import PRIORITY_RANK, Engine
+    from hullguard.runtime.outputs import OutputSet, parse_output_spec
+    from hullguard.runtime.replay import ReplayStats, iter_events
+    from hullguard.runtime.respond import Responder
+    from hullguard.runtime.rules import default_rules_path, load_rules
+
+    if args.min_priority.lower() not in PRIORITY_RANK:
+        raise HullguardError(f"unknown priority {args.min_priority!r}")
+    evidence = args.evidence_dir or default_state_dir("evidence")
+    responder = Responder.from_file(args.policy, dry_run=args.dry_run, evidence_dir=evidence,
+                                    audit_log=args.audit_log or None, kubeconfig=args.kubeconfig,
+                                    docker_socket=args.docker_socket, log=sys.stderr, out=sys.stdout)
+    ruleset = load_rules(args.rules or [default_rules_path()])
+    engine = Engine(ruleset, rule_matching="all", min_priority=args.min_priority.lower())
+    baselines = None
+    if args.baseline_dir:
+        from hullguard.runtime.baseline import BaselineStore
+
+        if not os.path.isdir(args.baseline_dir):
+            raise HullguardError(f"no baseline directory {args.baseline_dir}")
+        baselines = BaselineStore(args.baseline_dir, learn_seconds=0, create=False)
+    outputs = OutputSet([parse_output_spec(s) for s in args.output])
+    stats = ReplayStats()
+    alerts = actions = 0
+    src = _open_events(args.events)
+    try:
+        for ev in iter_events(src, stats):
+            found = engine.process(ev) + (baselines.check(ev) if baselines is not None else [])
+            for a in found:
+                alerts += 1
+                outputs.emit(a)
+                actions += len(responder.handle(a, ev))
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+        outputs.close()
+        responder.close()
+    print(f"hullguard: {stats.events} events, {alerts} alerts, {actions} actions{' (dry run)' if args.dry_run else ''}"
+          f", audit log {responder.audit_log}, {stats.malformed} malformed lines skipped", file=sys.stderr)
+    return 0
 
 
 def _register_outputs(rsub: argparse._SubParsersAction) -> None:
-    pass
+    o = rsub.add_parser("outputs", help="alert outputs: send a test alert")
+    o.set_defaults(func=_help_of(o))
+    osub = o.add_subparsers(dest="outputs_command", metavar="ACTION", parser_class=type(o))
+    t = osub.add_parser("test", help="send one test alert to each output and report delivery")
+    t.add_argument("specs", nargs="*", metavar="SPEC", help="stdout, json, file:PATH, webhook:URL, slack:URL, "
+                   "syslog[:HOST[:PORT]], syslog:unix:PATH")
+    t.add_argument("--config", default="", help="an outputs YAML file (outputs, dedupe_seconds, rate_per_rule)")
+    t.set_defaults(func=_outputs_test)
+
+
+def _outputs_test(args: argparse.Namespace) -> int:
+    import socket
+    import time
+
+    from hullguard.runtime.engine import Alert, format_time
+    from hullguard.runtime.outputs import OutputSet, parse_output_spec
+
+    if not args.specs and not args.config:
+        raise HullguardError("give output specs or --config FILE")
+    outputs = OutputSet.from_config(args.config) if args.config else OutputSet([])
+    outputs.sinks += [parse_output_spec(s) for s in args.specs]
+    iso = format_time(time.time_ns())
+    outputs.emit(Alert(time=iso, rule="hullguard test alert", priority="Notice", source="internal",
+                       output=f"{iso[11:29]}: Notice hullguard test alert (outputs test)",
+                       output_fields={"hullguard.test": True}, tags=["hullguard", "test"],
+                       hostname=socket.gethostname()))
+    outputs.close()
+    failed = 0
+    for name, c in outputs.sink_counters().items():
+        failed += c["failed"] + c["dropped"]
+        print(f"{name}: sent={c['sent']} failed={c['failed']} dropped={c['dropped']} retries={c['retries']}",
+              file=sys.stderr)
+    return 1 if failed else 0

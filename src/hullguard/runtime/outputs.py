@@ -374,9 +374,10 @@ def _sd_name(v: str, limit: int) -> str:
     return clean or "-"
 
 
-def parse_output_spec(spec: str) -> Sink:
+def parse_output_spec(spec: str, *, retries: int = 4, backoff: float = 0.5) -> Sink:
     """One sink from its spec: ``stdout``, ``json``, ``file:PATH``, ``webhook:URL``, ``slack:URL``,
-    ``syslog``, ``syslog:HOST[:PORT]``, ``syslog:[V6ADDR]:PORT``, ``syslog:unix:PATH``."""
+    ``syslog``, ``syslog:HOST[:PORT]``, ``syslog:[V6ADDR]:PORT``, ``syslog:unix:PATH``. ``retries``
+    and ``backoff`` (seconds, doubled per try) apply to webhook and slack outputs."""
     if not isinstance(spec, str) or not spec.strip():
         raise HullguardError("empty output spec")
     spec = spec.strip()
@@ -389,7 +390,7 @@ def parse_output_spec(spec: str) -> Sink:
     if kind == "file":
         return FileSink(rest)
     if kind in ("webhook", "slack"):
-        return WebhookSink(rest, slack=kind == "slack")
+        return WebhookSink(rest, slack=kind == "slack", retries=retries, backoff=backoff)
     if kind == "syslog":
         if not rest:
             if os.path.exists("/dev/log"):
@@ -463,7 +464,7 @@ class OutputSet:
     @classmethod
     def from_config(cls, path: str) -> OutputSet:
         """An OutputSet from a YAML file: ``outputs: [spec, ...]``, ``dedupe_seconds``, ``rate_per_rule``,
-        ``burst``."""
+        ``burst``, and ``retries``/``backoff`` for webhooks."""
         import yaml
 
         try:
@@ -479,9 +480,12 @@ class OutputSet:
             dedupe = float(doc.get("dedupe_seconds") or 0)
             rate = float(doc.get("rate_per_rule") or 0)
             burst = float(doc["burst"]) if doc.get("burst") else None
+            retries = int(doc.get("retries", 4))
+            backoff = float(doc.get("backoff", 0.5))
         except (TypeError, ValueError):
-            raise HullguardError(f"{path}: dedupe_seconds, rate_per_rule and burst must be numbers") from None
-        sinks = [parse_output_spec(str(s)) for s in doc["outputs"]]
+            raise HullguardError(f"{path}: dedupe_seconds, rate_per_rule, burst, retries and backoff must be "
+                                 "numbers") from None
+        sinks = [parse_output_spec(str(s), retries=retries, backoff=backoff) for s in doc["outputs"]]
         return cls(sinks, dedupe_seconds=dedupe, rate_per_rule=rate, burst=burst)
 
     def emit(self, alert: Alert | dict[str, Any]) -> bool:
