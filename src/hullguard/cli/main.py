@@ -37,14 +37,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hullguard", description="Container security: inventory, SBOMs, vulnerabilities, "
                      "secrets, misconfiguration, admission and runtime detection.")
     parser.add_argument("--version", action="version", version=f"hullguard {__version__}")
+    parser.add_argument("--config", metavar="FILE",
+                        help="settings file (default: $HULLGUARD_CONFIG, else ./hullguard.yaml when present); "
+                        "flags beat HULLGUARD_* environment variables, which beat the file")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _load_settings(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """hullguard.yaml and HULLGUARD_* variables become the parser's defaults, so flags still win."""
+    from hullguard.detect.secrets.engine import configure_defaults
+    from hullguard.settings import apply_settings
+
+    settings, warnings = apply_settings(parser, argv)
+    for w in warnings:
+        print(f"hullguard: warning: {w}", file=sys.stderr)
+    try:
+        # Always called, so a previous in-process run's settings never leak into this one.
+        configure_defaults(settings.secrets)
+    except ValueError as exc:
+        raise HullguardError(f"{settings.path}: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        _load_settings(parser, argv)
+    except HullguardError as exc:
+        print(f"hullguard: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -1,9 +1,12 @@
 """The secret analyzer: engine matches become masked ``Finding`` facts.
 
 Runs per layer like every analyzer, so a secret in a file that a later layer deletes is still
-reported (assemble.py marks it ``deleted_in_later_layer``). The allow-list is deliberately *not*
-applied here: analyzer output is cached per layer digest, and the cache key does not know about
-the user's hullguard.yaml. Apply ``AllowList.filter_findings`` after assembly instead.
+reported (assemble.py marks it ``deleted_in_later_layer``).
+
+The hullguard.yaml ``secrets`` section (allow-list, disabled rules, size cap) reaches the analyzer
+through ``engine.configure_defaults``: the shared engine applies it while matching, so allow-list
+regexes see the clear value and its line. The analyzer's cache version carries a signature of
+those settings, so layer results cached under other settings are never reused.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from hullguard.detect.secrets.engine import (
     Engine,
     SecretMatch,
     default_engine,
+    default_settings,
     evidence,
     mask,
     should_skip_path,
@@ -63,6 +67,11 @@ class SecretAnalyzer(Analyzer):
 
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
+        if engine is None:
+            settings = default_settings()
+            self.max_size = settings.max_size  # type: ignore[misc]
+            if settings.signature():
+                self.version = f"{type(self).version}+{settings.signature()}"  # type: ignore[misc]
 
     @property
     def engine(self) -> Engine:

@@ -212,6 +212,36 @@ class AllowList:
         object.__setattr__(self, "_compiled", tuple(re.compile(r) for r in self.regexes))
 
     @classmethod
+    def from_entries(cls, entries: Iterable[Any], where: str = "secrets.allow") -> AllowList:
+        """The hullguard.yaml form: a list of one-key mappings, ``{rule: ID}``, ``{path: GLOB}``,
+        ``{regex: RE}`` or ``{fingerprint: sha256:...}`` (a ``reason`` key may sit beside any of
+        them). Raises ValueError naming the entry when one is malformed."""
+        kinds: dict[str, list[str]] = {"rule": [], "path": [], "regex": [], "fingerprint": []}
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}[{i}] must be a mapping like {{rule: HG-SECRET-001}}")
+            keys = [k for k in entry if k in kinds]
+            extra = [k for k in entry if k not in kinds and k not in ("reason", "comment")]
+            if len(keys) != 1 or extra:
+                raise ValueError(f"{where}[{i}] needs exactly one of rule, path, regex, fingerprint")
+            value = entry[keys[0]]
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{where}[{i}].{keys[0]} must be a non-empty string")
+            if keys[0] == "regex":
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(f"{where}[{i}].regex {value!r} is not a valid regular expression: {exc}") from None
+            kinds[keys[0]].append(value)
+        return cls(rules=frozenset(r.upper() for r in kinds["rule"]), paths=tuple(kinds["path"]),
+                   regexes=tuple(kinds["regex"]), fingerprints=frozenset(kinds["fingerprint"]))
+
+    def signature(self) -> str:
+        """Changes whenever what this list suppresses changes (part of the layer-cache key)."""
+        text = "\0".join([*sorted(self.rules), "|", *self.paths, "|", *self.regexes, "|", *sorted(self.fingerprints)])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @classmethod
     def from_config(cls, section: dict[str, Any] | None) -> AllowList:
         section = section or {}
         return cls(
@@ -227,7 +257,9 @@ class AllowList:
     def allows(self, rule_id: str, path: str, fp: str = "", *texts: str) -> bool:
         if rule_id in self.rules or (fp and fp in self.fingerprints):
             return True
-        if path and any(fnmatch.fnmatchcase(path, g) for g in self.paths):
+        # Image paths carry no leading slash while users write "/etc/..." as often as "etc/...".
+        if path and any(fnmatch.fnmatchcase(path, g) or fnmatch.fnmatchcase(path, g.lstrip("/"))
+                        for g in self.paths):
             return True
         return any(rx.search(t) for rx in self._compiled for t in texts if t)
 
@@ -610,10 +642,51 @@ _default: dict[bool, Engine] = {}
 _default_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class DefaultSettings:
+    """What hullguard.yaml's ``secrets`` section changes about the shared engine."""
+
+    allow: AllowList = field(default_factory=AllowList)
+    disabled_rules: frozenset[str] = frozenset()
+    max_size: int = MAX_SIZE
+
+    def signature(self) -> str:
+        """Empty for the built-in defaults, else a short id of these settings: analyzer results
+        cached under one set of settings must not be reused under another."""
+        if self == DefaultSettings():
+            return ""
+        text = f"{self.allow.signature()};{','.join(sorted(self.disabled_rules))};{self.max_size}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+_settings = DefaultSettings()
+
+
+def configure_defaults(settings: DefaultSettings | None = None) -> None:
+    """Set the allow-list, disabled rules and size cap of ``default_engine()`` for this process
+    (the CLI calls it once with the hullguard.yaml ``secrets`` section; None restores the
+    built-in defaults)."""
+    global _settings
+    new = settings or DefaultSettings()
+    unknown = new.disabled_rules - {r.id for r in RULES}
+    if unknown:
+        raise ValueError(f"secrets.disable-rules: unknown rule {sorted(unknown)[0]!r} (see 'hullguard rules list')")
+    with _default_lock:
+        if new != _settings:
+            _settings = new
+            _default.clear()
+
+
+def default_settings() -> DefaultSettings:
+    return _settings
+
+
 def default_engine(use_hyperscan: bool | None = None) -> Engine:
-    """A shared engine over all rules (compiled once per process)."""
+    """A shared engine over all enabled rules (compiled once per process)."""
     key = _hs is not None if use_hyperscan is None else use_hyperscan
     with _default_lock:
         if key not in _default:
-            _default[key] = Engine(use_hyperscan=key)
+            s = _settings
+            rules = [r for r in RULES if r.id not in s.disabled_rules] if s.disabled_rules else RULES
+            _default[key] = Engine(rules, use_hyperscan=key, allow=s.allow, max_size=s.max_size)
         return _default[key]
