@@ -364,3 +364,18 @@ def test_mask_env_value() -> None:
     assert hid and "hunter2hunter2" not in v
     v, hid = mask_env_value("UPSTREAM", "https://bob:pa55w0rdXY@example.com/x")
     assert hid and "pa55w0rdXY" not in v and v.endswith("@example.com/x")
+
+
+def test_one_quarantine_per_pod_and_vanished_process(tmp_path) -> None:
+    r = responder(tmp_path, "bindings:\n  - rules: ['*']\n    actions: [quarantine]\n", dry_run=True)
+    ev = {"k8s.ns.name": "shop", "k8s.pod.name": "web-1"}
+    first = r.handle(alert(rule="Rule A"), ev)
+    second = r.handle(alert(rule="Rule B"), ev)
+    assert first[-1].status == "dry-run"
+    assert second[-1].status == "skipped" and first[-1].incident in second[-1].detail
+    # A pid that no longer exists: capture says so instead of claiming evidence.
+    r2 = responder(tmp_path, "bindings:\n  - rules: ['*']\n    actions: [capture]\n")
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    rec = r2.handle(alert(), {"proc.pid": p.pid})[-1]
+    assert rec.status == "failed" and "not running" in rec.data["errors"][0]

@@ -55,7 +55,7 @@ class ActionRecord:
     incident: str
     rule: str
     action: str
-    status: str  # done | dry-run | refused | failed | unavailable | printed
+    status: str  # done | dry-run | refused | failed | unavailable | printed | skipped
     target: dict[str, Any]
     detail: str
     dry_run: bool = False
@@ -263,6 +263,7 @@ class Responder:
         self.incidents = 0
         self.suppressed = 0
         self._recent: dict[tuple[Any, ...], float] = {}
+        self._acted: dict[tuple[Any, ...], tuple[float, str]] = {}
         self._window: list[float] = []
         self._lock = threading.Lock()
         self._outputs: dict[tuple[str, ...], Any] = {}
@@ -308,12 +309,34 @@ class Responder:
         records: list[ActionRecord] = []
         ctx: dict[str, Any] = {"dir": None}
         for name, opts in order_actions(actions):
+            subject = self._subject(name, target)
+            prior = self._acted.get(subject) if subject else None
+            if prior is not None and self.clock() - prior[0] < self.policy.dedupe_seconds:
+                # Several rules often fire on one event: isolate a pod or kill a pid once, not per rule.
+                records.append(self._record(incident, rule, name, "skipped", target,
+                                            f"already handled by incident {prior[1]}"))
+                continue
             try:
                 status, detail, data = getattr(self, f"_do_{name}")(incident, rule, target, opts, a, ctx, records)
             except HullguardError as exc:
                 status, detail, data = "failed", str(exc), {}
+            if subject and status in ("done", "printed", "dry-run"):
+                with self._lock:
+                    if len(self._acted) > 10_000:
+                        self._acted.clear()
+                    self._acted[subject] = (self.clock(), incident)
             records.append(self._record(incident, rule, name, status, target, detail, data))
         return records
+
+    @staticmethod
+    def _subject(action: str, target: dict[str, Any]) -> tuple[Any, ...] | None:
+        if action == "quarantine" and target.get("pod"):
+            return (action, target.get("namespace"), target["pod"])
+        if action == "kill" and "pid" in target:
+            return (action, target["pid"])
+        if action in ("pause", "stop") and target.get("container_id"):
+            return (action, target["container_id"])
+        return None
 
     def close(self) -> None:
         for o in self._outputs.values():

@@ -249,6 +249,9 @@ class EvidenceWriter:
 def capture_process(w: EvidenceWriter, pid: int) -> dict[str, Any]:
     """Process, tree, fds, sockets and masked environment of ``pid``; a summary for the audit record."""
     summary: dict[str, Any] = {}
+    if stat_of(pid) is None:
+        w.errors.append(f"process {pid}: not running (exited before capture?)")
+        return summary
     steps = (
         ("process.json", lambda: process_info(pid)),
         ("process_tree.json", lambda: process_tree(pid)),
