@@ -194,7 +194,8 @@ def test_filters_and_summary() -> None:
     assert [x.rule_id for x in sort_by_risk(fs[:3])] == ["A", "C", "B"]
     s = summary(fs)
     assert (s["total"], s["fixable"]) == (3, 2)
-    assert s["upgrades"] == [{"package": "p", "ecosystem": "npm", "installed": "1.0.0", "to": "1.5.0", "fixes": 2}]
+    assert s["upgrades"] == [{"package": "p", "ecosystem": "npm", "installed": "1.0.0", "to": "1.5.0", "fixes": 2,
+                              "ids": ["A", "C"]}]
     try:
         parse_severities("urgent")
     except ValueError as exc:

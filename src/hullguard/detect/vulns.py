@@ -23,6 +23,7 @@ Lookups are batched per ecosystem and go through the (ecosystem, name) index.
 from __future__ import annotations
 
 import functools
+import gc
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,8 +34,8 @@ import msgspec
 from hullguard.model import Finding, Location, OSInfo, Package, ScanResult, Severity
 from hullguard.versions import Comparator, InvalidVersion, UnknownEcosystem, comparator_for
 from hullguard.vulndb.osv import normalize_name
-from hullguard.vulndb.ranges import evaluate
-from hullguard.vulndb.store import AdvisoryRow, AffectedRow, Store
+from hullguard.vulndb.ranges import Compiled, RangeResult
+from hullguard.vulndb.store import Store
 
 OSV_URL = "https://osv.dev/vulnerability/"
 
@@ -301,17 +302,102 @@ def _cves_first(adv_id: str, aliases: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda a: (not a.startswith("CVE-"), a))
 
 
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+
+
 def _cves(adv_id: str, aliases: Iterable[str]) -> list[str]:
     out = []
     for a in (adv_id, *aliases):
-        m = re.search(r"CVE-\d{4}-\d{4,}", a)
+        if "CVE-" not in a:
+            continue
+        m = _CVE.search(a)
         if m and m.group(0) not in out:
             out.append(m.group(0))
     return out
 
 
+_JSON = msgspec.json.Decoder()
+
+
+class _Texts:
+    """Decodes each distinct stored JSON text once per scan: the same severity vectors, aliases
+    and fix states recur across thousands of rows."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, Any] = {}
+
+    def __call__(self, text: str | None, default: Any) -> Any:
+        if not text:
+            return default
+        value = self.cache.get(text)
+        if value is None:
+            value = self.cache[text] = _JSON.decode(text)
+        return value
+
+
+class _Adv(msgspec.Struct):
+    """What every finding of one advisory shares, prepared once per scan."""
+
+    id: str
+    withdrawn: str
+    title: str
+    aliases: list[str]
+    cves: list[str]
+    severity: list[Any]
+    severity_text: str
+    cvss: dict[str, Any] | None
+    db_severity: str
+    published: str
+    modified: str
+    references: list[str]
+
+
+def _prepare(raw: tuple[Any, ...], texts: _Texts) -> _Adv:
+    adv_id, modified, published, withdrawn, summary_, aliases_t, severity_t, db_severity, refs_t = raw
+    aliases = texts(aliases_t, [])
+    severity = texts(severity_t, [])
+    shown = _cves_first(adv_id, aliases)
+    refs = [url for _, url in texts(refs_t, [])][:10]
+    return _Adv(adv_id, withdrawn or "", summary_ or (shown[0] if shown else adv_id), shown, _cves(adv_id, aliases),
+                severity, severity_t or "", _cvss_of(severity_t or "", "", texts), db_severity or "",
+                published or "", modified or "", refs)
+
+
+_CVSS_MEMO: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+
+def _cvss_of(adv_text: str, row_text: str, texts: _Texts) -> dict[str, Any] | None:
+    key = (adv_text, row_text)
+    if key in _CVSS_MEMO:
+        found = _CVSS_MEMO[key]
+        return dict(found) if found else None
+    found = _best_cvss([(str(k), str(v)) for k, v in (*texts(row_text, []), *texts(adv_text, []))
+                        if isinstance(k, str) and isinstance(v, str)])
+    if len(_CVSS_MEMO) < 65536:
+        _CVSS_MEMO[key] = found
+    return dict(found) if found else None
+
+
 def match(result: ScanResult, store: Store, options: MatchOptions | None = None) -> MatchReport:
-    """Findings for every package of ``result`` that an advisory in ``store`` covers."""
+    """Findings for every package of ``result`` that an advisory in ``store`` covers.
+
+    Rows come from the store undecoded; each distinct range text is parsed once per scan
+    (:class:`~hullguard.vulndb.ranges.Compiled`) and each (range text, version) pair evaluated
+    once, so a 10,000-package image costs dictionary lookups rather than version parsing.
+    """
+    # Tens of thousands of small dicts and structs are allocated here and none of them form
+    # cycles; left on, the cyclic collector re-walks the whole growing heap many times over and
+    # costs more than the matching itself.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _match(result, store, options)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> MatchReport:
     options = options or MatchOptions()
     causes = _Causes()
     report = MatchReport()
@@ -322,58 +408,94 @@ def match(result: ScanResult, store: Store, options: MatchOptions | None = None)
     for t in targets:
         by_base.setdefault(t.base, []).append(t)
 
-    hits: list[tuple[_Target, AffectedRow, str]] = []
+    texts = _Texts()
+    hits: list[tuple[_Target, tuple[Any, ...], str]] = []
     data_errors: dict[str, str] = {}
     for base, group in by_base.items():
-        rows = store.lookup(base, [n for t in group for n in t.names])
-        index: dict[str, list[AffectedRow]] = {}
+        rows = store.lookup_raw(base, [n for t in group for n in t.names])
+        index: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
-            index.setdefault(row.name, []).append(row)
+            index.setdefault(row[2], []).append(row)
+        compiled: dict[tuple[str | None, str | None], Compiled] = {}
+        verdicts: dict[tuple[str | None, str | None, str], RangeResult] = {}
         for t in group:
             seen: set[str] = set()
             for name in t.names:
                 for row in index.get(normalize_name(base, name), ()):
-                    if row.advisory_id in seen or not t.release_ok(row.release):
+                    adv_id = row[0]
+                    if adv_id in seen or not t.release_ok(row[1]):
                         continue
-                    errors: list[str] = []
-                    res = evaluate(t.comp, t.version, t.key, row.ranges, row.versions, errors)
-                    for err in errors:
-                        data_errors.setdefault(row.advisory_id, err)
+                    ck = (row[3], row[4])
+                    c = compiled.get(ck)
+                    if c is None:
+                        c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
+                    if c.errors:
+                        data_errors.setdefault(adv_id, c.errors[0])
+                    vk = (row[3], row[4], t.version)
+                    res = verdicts.get(vk)
+                    if res is None:
+                        res = verdicts[vk] = c.check(t.version, t.key)
                     if res.affected:
-                        seen.add(row.advisory_id)
+                        seen.add(adv_id)
                         hits.append((t, row, res.fix))
 
     for adv_id, err in list(data_errors.items())[:20]:
         report.warnings.append(f"advisory {adv_id}: a range was skipped: {err}")
 
-    advisories = store.advisories({row.advisory_id for _, row, _ in hits})
-    cves = {c for adv in advisories.values() for c in _cves(adv.id, adv.aliases)}
+    advisories = {raw[0]: _prepare(raw, texts) for raw in store.advisories_raw({row[0] for _, row, _ in hits})}
+    cves = {c for adv in advisories.values() for c in adv.cves}
     epss = store.epss(cves) if cves else {}
     kev = store.kev(cves) if cves else {}
     layers = result.layer_by_digest()
+    per_target: dict[int, tuple[dict[str, Any], dict[str, Any], Location | None]] = {}
 
     for t, row, fix in hits:
-        adv = advisories.get(row.advisory_id)
+        adv = advisories.get(row[0])
         if adv is None:
             continue
         if adv.withdrawn and not options.include_withdrawn:
             continue
-        state = _state(row.specific, fix)
+        specific = texts(row[5], {})
+        state = _state(specific, fix)
         if state == "not affected":
             continue
-        report.findings.append(_finding(t, row, adv, fix, state, epss, kev, layers))
+        shared = per_target.get(id(t))
+        if shared is None:
+            shared = per_target[id(t)] = _target_details(t, layers)
+        report.findings.append(_finding(t, row, adv, specific, fix, state, epss, kev, shared, texts))
     report.findings = sort_by_risk(report.findings)
     report.not_checked = causes.items
     report.warnings = causes.warnings() + report.warnings
     return report
 
 
-def _finding(t: _Target, row: AffectedRow, adv: AdvisoryRow, fix: str, state: str,
-             epss: dict[str, tuple[float, float, str]], kev: dict[str, dict[str, str]],
-             layers: dict[str, Any]) -> Finding:
+def _target_details(t: _Target, layers: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Location | None]:
+    """The parts of a finding that depend on the package only: its description and location."""
     pkg = t.pkg
-    cvss = _best_cvss([*row.severity, *adv.severity])
-    distro = _distro_priority(row.specific, [*row.severity, *adv.severity]) if t.is_os else ""
+    package: dict[str, Any] = {"name": pkg.name, "version": pkg.version, "ecosystem": pkg.ecosystem, "purl": pkg.purl}
+    if pkg.source_name and pkg.source_name != pkg.name:
+        package["source_name"] = pkg.source_name
+    where: dict[str, Any] = {}
+    loc = pkg.locations[0] if pkg.locations else None
+    if loc:
+        where["path"] = loc.path
+        if loc.layer:
+            where["layer"] = loc.layer
+            layer = layers.get(loc.layer)
+            if layer is not None and layer.created_by:
+                where["created_by"] = layer.created_by
+    return package, where, (Location(path=loc.path, layer=loc.layer) if loc else None)
+
+
+def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, Any], fix: str, state: str,
+             epss: dict[str, tuple[float, float, str]], kev: dict[str, dict[str, str]],
+             shared: tuple[dict[str, Any], dict[str, Any], Location | None], texts: _Texts) -> Finding:
+    package, where, location = shared
+    row_sev = row[6]
+    cvss = _cvss_of(adv.severity_text, row_sev, texts) if row_sev else (dict(adv.cvss) if adv.cvss else None)
+    distro = ""
+    if t.is_os:
+        distro = _distro_priority(specific, [*texts(row_sev, []), *adv.severity])
     if distro:
         severity, source = _DISTRO_SEVERITY[distro], "distro"
     elif cvss:
@@ -383,17 +505,15 @@ def _finding(t: _Target, row: AffectedRow, adv: AdvisoryRow, fix: str, state: st
             "database"
     else:
         severity, source = Severity.UNKNOWN, ""
-    cves = _cves(adv.id, adv.aliases)
-    e = next((epss[c] for c in cves if c in epss), None)
-    k_cve = next((c for c in cves if c in kev), "")
-    loc = pkg.locations[0] if pkg.locations else None
-    layer = layers.get(loc.layer) if loc and loc.layer else None
-    release = f"{row.ecosystem}:{row.release}" if row.release else row.ecosystem
+    cves = adv.cves
+    e = next((epss[c] for c in cves if c in epss), None) if epss else None
+    k_cve = next((c for c in cves if c in kev), "") if kev else ""
+    release = f"{t.base}:{row[1]}" if row[1] else t.base
     details: dict[str, Any] = {
-        "aliases": _cves_first(adv.id, adv.aliases),
-        "package": {"name": pkg.name, "version": pkg.version, "ecosystem": pkg.ecosystem, "purl": pkg.purl},
+        "aliases": list(adv.aliases),
+        "package": dict(package),
         "installed_version": t.version,
-        "matched_name": row.name,
+        "matched_name": row[2],
         "advisory_ecosystem": release,
         "fixed_version": fix,
         "status": state,
@@ -401,8 +521,6 @@ def _finding(t: _Target, row: AffectedRow, adv: AdvisoryRow, fix: str, state: st
         "url": OSV_URL + adv.id,
         "known_exploited": bool(k_cve),
     }
-    if pkg.source_name and pkg.source_name != pkg.name:
-        details["package"]["source_name"] = pkg.source_name
     if cves:
         details["cve"] = cves[0]
     if cvss:
@@ -415,22 +533,16 @@ def _finding(t: _Target, row: AffectedRow, adv: AdvisoryRow, fix: str, state: st
         details["epss"] = {"score": e[0], "percentile": e[1], "date": e[2]}
     if k_cve:
         details["kev"] = {"cve": k_cve, **kev[k_cve]}
-    if loc:
-        details["path"] = loc.path
-        if loc.layer:
-            details["layer"] = loc.layer
-        if layer is not None and layer.created_by:
-            details["created_by"] = layer.created_by
+    if where:
+        details.update(where)
     if adv.published:
         details["published"] = adv.published
     if adv.modified:
         details["modified"] = adv.modified
-    refs = [url for _, url in adv.references][:10]
-    if refs:
-        details["references"] = refs
-    title = adv.summary or (details["aliases"][0] if details["aliases"] else adv.id)
-    return Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=title, target=pkg.id,
-                   location=Location(path=loc.path, layer=loc.layer) if loc else None, fix=fix, details=details)
+    if adv.references:
+        details["references"] = list(adv.references)
+    return Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=t.pkg.id,
+                   location=location, fix=fix, details=details)
 
 
 # --- what the CLI needs to gate and order --------------------------------------------------------
@@ -479,28 +591,130 @@ def parse_severities(text: str) -> set[Severity]:
     return out
 
 
-def summary(findings: Iterable[Finding]) -> dict[str, Any]:
-    """Counts a busy reader wants first: total, fixable, known-exploited, by severity, and the
-    upgrades that fix the most (per package)."""
-    fs = [f for f in findings if f.kind == "vulnerability"]
+BASE, APPLICATION = "base", "application"
+
+# A history entry that only sets the image's command: every base image ends with one (CMD
+# ["bash"], ENTRYPOINT [...]), so the last of them that is followed by real layers marks where the
+# image built FROM it begins.
+_COMMAND_ENTRY = re.compile(r"(^|#\(nop\)\s+|\s)(CMD|ENTRYPOINT)\s", re.IGNORECASE)
+# A root filesystem imported from a tarball, the first layer of every distribution image.
+_ROOTFS_ENTRY = re.compile(r"\bADD\s+(--\S+\s+)*file:\S+\s+in\s+/\s*$", re.IGNORECASE)
+BASE_NAME_LABEL = "org.opencontainers.image.base.name"
+
+
+def layer_roles(result: ScanResult) -> dict[str, str]:
+    """Which layers (by digest) came with the base image and which the application added.
+
+    Heuristic, from the image history only (the base image itself is never fetched):
+
+    1. The base image's own history ends with a command-only entry (``CMD``/``ENTRYPOINT``,
+       no layer). The last such entry that is followed by at least one real layer is the seam:
+       every layer before it is the base image's, every layer after it the application's.
+    2. Without such a seam (flattened or hand-built images), the leading layers that import a
+       root filesystem (``ADD file:... in /``) are the base image, the rest the application.
+    3. Without history there are no roles (filesystem and SBOM scans).
+    """
+    layers = [layer for layer in result.layers if not layer.empty]
+    if not layers:
+        return {}
+    history = [h for h in result.artifact.history if isinstance(h, dict)]
+    base_count = -1
+    real = 0
+    seam = -1
+    for h in history:
+        if h.get("empty_layer"):
+            if _COMMAND_ENTRY.search(str(h.get("created_by", ""))):
+                seam = real
+            continue
+        real += 1
+    if 0 < seam < real:
+        base_count = seam
+    if base_count < 0:
+        base_count = 0
+        for layer in layers:
+            if not _ROOTFS_ENTRY.search(layer.created_by.strip()):
+                break
+            base_count += 1
+    return {layer.digest: BASE if i < base_count else APPLICATION for i, layer in enumerate(layers)}
+
+
+def base_image_name(result: ScanResult) -> str:
+    """The base image's name when the build recorded it (OCI ``base.name`` label), else ''."""
+    labels = result.artifact.config.get("Labels") if isinstance(result.artifact.config, dict) else None
+    name = labels.get(BASE_NAME_LABEL) if isinstance(labels, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _upgrades(fs: list[Finding], roles: dict[str, str]) -> list[dict[str, Any]]:
+    upgrades: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for f in fs:
+        if not f.fix:
+            continue
+        pkg = f.details.get("package", {})
+        layer = f.location.layer if f.location else ""
+        role = roles.get(layer, "")
+        key = (role, pkg.get("ecosystem", ""), pkg.get("name", ""), pkg.get("version", ""))
+        entry = upgrades.get(key)
+        if entry is None:
+            entry = upgrades[key] = {"package": key[2], "ecosystem": key[1], "installed": key[3], "to": f.fix,
+                                     "fixes": 0, "ids": []}
+            if role:
+                entry["layer"] = role
+        entry["fixes"] += 1
+        entry["ids"].append(f.rule_id)
+        entry["to"] = _max_fix(key[1], entry["to"], f.fix)
+    return sorted(upgrades.values(), key=lambda u: (-u["fixes"], u["package"], u["installed"]))
+
+
+def _counts(fs: list[Finding]) -> dict[str, Any]:
     by_sev = {s.name: 0 for s in sorted(Severity, reverse=True)}
-    upgrades: dict[tuple[str, str], dict[str, Any]] = {}
     for f in fs:
         by_sev[f.severity.name] += 1
-        if f.fix:
-            pkg = f.details.get("package", {})
-            key = (pkg.get("ecosystem", ""), pkg.get("name", ""))
-            entry = upgrades.setdefault(key, {"package": pkg.get("name", ""), "ecosystem": key[0],
-                                              "installed": pkg.get("version", ""), "to": f.fix, "fixes": 0})
-            entry["fixes"] += 1
-            entry["to"] = _max_fix(key[0], entry["to"], f.fix)
     return {
         "total": len(fs),
         "fixable": sum(1 for f in fs if f.fix),
         "known_exploited": sum(1 for f in fs if f.details.get("known_exploited")),
         "by_severity": by_sev,
-        "upgrades": sorted(upgrades.values(), key=lambda u: (-u["fixes"], u["package"])),
     }
+
+
+def summary(findings: Iterable[Finding], roles: dict[str, str] | None = None) -> dict[str, Any]:
+    """Counts a busy reader wants first: total, fixable, known-exploited, by severity, and the
+    upgrades that fix the most, per package. With ``roles`` (see :func:`layer_roles`) every
+    upgrade names its layer role and ``by_layer`` splits the same figures into base image and
+    application, so the reader knows whether to rebuild on a newer base or bump a dependency."""
+    fs = [f for f in findings if f.kind == "vulnerability"]
+    roles = roles or {}
+    out = {**_counts(fs), "upgrades": _upgrades(fs, roles)}
+    if roles:
+        groups = []
+        for role in (BASE, APPLICATION):
+            part = [f for f in fs if f.location is not None and roles.get(f.location.layer) == role]
+            groups.append({"layer": role, **_counts(part), "upgrades": [u for u in out["upgrades"]
+                                                                        if u.get("layer") == role]})
+        out["by_layer"] = groups
+    return out
+
+
+def result_summary(result: ScanResult) -> dict[str, Any]:
+    """:func:`summary` of a whole scan, with layer roles and the packages that were not checked."""
+    out = summary(result.findings, layer_roles(result))
+    base = base_image_name(result)
+    if base:
+        out["base_image"] = base
+    out["not_checked"] = not_checked(result)
+    return out
+
+
+def not_checked(result: ScanResult) -> list[dict[str, str]]:
+    """Packages whose vulnerabilities could not be looked up, with the reason (set by :func:`apply`)."""
+    out = []
+    for p in result.packages:
+        note = p.metadata.get("vulnerabilities") if isinstance(p.metadata, dict) else None
+        if isinstance(note, str) and note.startswith("not checked"):
+            out.append({"package": p.name, "version": p.version, "ecosystem": p.ecosystem,
+                        "reason": note.removeprefix("not checked: ")})
+    return out
 
 
 _PKG_TO_BASE = {**LANGUAGE_ECOSYSTEMS, "deb": "Debian", "apk": "Alpine", "rpm": "Rocky Linux"}

@@ -82,6 +82,73 @@ def in_versions(comp: Comparator, version: str, version_key: Any, versions: Iter
     return False
 
 
+class Compiled:
+    """An ``affected`` entry's ranges and versions with every event version parsed once.
+
+    Matching a scan checks the same entry against one or a few installed versions, and many
+    entries share identical range text, so parsing is paid once per distinct entry and each
+    check is a walk over pre-sorted keys with no parsing at all.
+    """
+
+    __slots__ = ("errors", "ranges", "version_keys", "versions")
+
+    def __init__(self, comp: Comparator, ranges: Iterable[tuple[str, Sequence[Sequence[str]]]],
+                 versions: Iterable[str] = ()) -> None:
+        self.errors: list[str] = []
+        # Each range: (limit bounds, events sorted as (bound, kind, version)).
+        self.ranges: list[tuple[list[tuple[Any, ...]], list[tuple[tuple[Any, ...], str, str]]]] = []
+        for rtype, events in ranges:
+            if rtype == "GIT":
+                continue
+            try:
+                bounded = [(_bound(comp, kind, ver), i, kind, ver) for i, (kind, ver) in enumerate(events)]
+            except InvalidVersion as exc:
+                self.errors.append(str(exc))
+                continue
+            limits = [b for b, _, kind, _ in bounded if kind == "limit"]
+            # Ties keep the record's order, so {"introduced": X}, {"fixed": X} means "never affected".
+            bounded.sort(key=lambda t: (t[0], t[1]))
+            self.ranges.append((limits, [(b, kind, ver) for b, _, kind, ver in bounded if kind != "limit"]))
+        self.versions = frozenset(versions)
+        self.version_keys: list[Any] = []
+        for listed in self.versions:
+            try:
+                self.version_keys.append(comp.key(listed))
+            except InvalidVersion:
+                continue
+
+    def check(self, version: str, version_key: Any) -> RangeResult:
+        v = (1, version_key)
+        hit = False
+        best: tuple[tuple[Any, ...], str] | None = None
+        for limits, events in self.ranges:
+            if limits and not any(v < b for b in limits):
+                continue
+            affected = False
+            fix: tuple[tuple[Any, ...], str] | None = None
+            for n, (b, kind, _ver) in enumerate(events):
+                if v < b:
+                    # Nothing at or above this bound can switch the state; the fix, if any, is the
+                    # first "fixed" from here on.
+                    if affected:
+                        fix = next(((b2, v2) for b2, k2, v2 in events[n:] if k2 == "fixed"), None)
+                    break
+                if kind == "introduced":
+                    affected = True
+                elif kind == "fixed" or (kind == "last_affected" and v > b):
+                    affected = False
+            if not affected:
+                continue
+            hit = True
+            if fix is not None and (best is None or fix[0] < best[0]):
+                best = fix
+        if hit:
+            return RangeResult(True, best[1] if best else "")
+        if version in self.versions or version_key in self.version_keys:
+            return RangeResult(True, "")
+        return RangeResult(False)
+
+
 def evaluate(
     comp: Comparator,
     version: str,
@@ -95,26 +162,7 @@ def evaluate(
     A range whose own versions do not parse is skipped and described in ``errors``: skipping
     one bad range of one advisory is better than failing the whole scan.
     """
-    hit = False
-    best: tuple[Any, str] | None = None
-    for rtype, events in ranges:
-        if rtype == "GIT":
-            continue
-        try:
-            res = in_range(comp, version_key, events)
-        except InvalidVersion as exc:
-            if errors is not None:
-                errors.append(str(exc))
-            continue
-        if not res.affected:
-            continue
-        hit = True
-        if res.fix:
-            k = comp.key(res.fix)
-            if best is None or k < best[0]:
-                best = (k, res.fix)
-    if not hit and versions and in_versions(comp, version, version_key, versions):
-        return RangeResult(True, "")
-    if not hit:
-        return RangeResult(False)
-    return RangeResult(True, best[1] if best else "")
+    compiled = Compiled(comp, ranges, versions)
+    if errors is not None:
+        errors.extend(compiled.errors)
+    return compiled.check(version, version_key)

@@ -365,6 +365,21 @@ class Store:
         return [AffectedRow(r[0], r[1], r[2], r[3], _json(r[4], []), _json(r[5], []), _json(r[6], {}),
                             _json(r[7], [])) for r in rows]
 
+    def lookup_raw(self, ecosystem: str, names: Iterable[str]) -> list[tuple[Any, ...]]:
+        """:meth:`lookup` without decoding: (advisory_id, release, name, ranges, versions, specific,
+        severity) with the last four as stored JSON text (or None). Matching decodes each distinct
+        text once per scan instead of once per row."""
+        base = split_ecosystem(ecosystem)[0]
+        wanted = sorted({normalize_name(base, n) for n in names if n})
+        return self._in("SELECT advisory_id, release, name, ranges, versions, specific, severity "
+                        "FROM affected WHERE ecosystem = ? AND name IN ({})", wanted, (base,))
+
+    def advisories_raw(self, ids: Iterable[str]) -> list[tuple[Any, ...]]:
+        """(id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs) with
+        JSON columns undecoded; see :meth:`lookup_raw`."""
+        return self._in("SELECT id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs "
+                        "FROM advisories WHERE id IN ({})", sorted(set(ids)))
+
     def advisories(self, ids: Iterable[str], details: bool = False) -> dict[str, AdvisoryRow]:
         cols = "id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs"
         if details:
