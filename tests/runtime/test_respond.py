@@ -38,7 +38,8 @@ def child():
            "DATABASE_URL": f"postgres://app:{DB_PW}@db:5432/app", "PLAIN": "hello-world"}
     code = ("import socket, sys, time\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
             "print(s.getsockname()[1], flush=True)\ntime.sleep(60)\n")
-    p = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", code, f"--db-password={DB_PW}"], env=env, stdout=subprocess.PIPE,
+                         text=True)
     port = int(p.stdout.readline())
     yield p, port
     if p.poll() is None:
@@ -97,6 +98,7 @@ def test_capture_before_kill_with_masked_environment(tmp_path, child) -> None:
     assert env["DATABASE_URL"].startswith("postgres://app:") and env["DATABASE_URL"].endswith("@db:5432/app")
     info = load(d, "process.json")
     assert info["pid"] == proc.pid and info["cmdline"][0] == sys.executable and info["exe"]
+    assert info["cmdline"][-1].startswith("--db-password=s")
     tree = load(d, "process_tree.json")
     assert tree["ancestors"][0]["pid"] == os.getpid()
     socks = load(d, "sockets.json")
@@ -362,6 +364,11 @@ def test_mask_env_value() -> None:
     assert mask_env_value("PLAIN", "hello") == ("hello", False)
     v, hid = mask_env_value("MYSQL_PASSWORD", "hunter2hunter2")
     assert hid and "hunter2hunter2" not in v
+    from hullguard.runtime.respond_evidence import mask_arg
+
+    assert mask_arg("--db-password=hunter2hunter2").startswith("--db-password=h") and "hunter2h" not in \
+        mask_arg("--db-password=hunter2hunter2")
+    assert mask_arg(GH_TOKEN) != GH_TOKEN and mask_arg("-v") == "-v"
     v, hid = mask_env_value("UPSTREAM", "https://bob:pa55w0rdXY@example.com/x")
     assert hid and "pa55w0rdXY" not in v and v.endswith("@example.com/x")
 

@@ -68,8 +68,11 @@ def file_name(workload: str) -> str:
     return f"{_SAFE.sub('_', workload)[:80]}-{digest}.json"
 
 
+MAX_VALUE = 4096  # longer paths/names are hostile or broken input; they are not learned or compared
+
+
 def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v and v != "<NA>" else None
+    return v if isinstance(v, str) and v and v != "<NA>" and len(v) <= MAX_VALUE else None
 
 
 def _flag_write(ev: dict[str, Any]) -> bool:

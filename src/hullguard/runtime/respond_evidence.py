@@ -62,6 +62,17 @@ def mask_env_value(key: str, value: str) -> tuple[str, bool]:
     return masked, masked != value
 
 
+_SECRET_FLAG = re.compile(r"(?i)^(--?[\w.-]*(pass(wd|word)?|secret|token|api[_-]?key|credential)[\w.-]*=)(.+)$")
+
+
+def mask_arg(arg: str) -> str:
+    """A command-line argument with ``--password=...``-style values and recognised secrets masked."""
+    m = _SECRET_FLAG.match(arg)
+    if m:
+        return m.group(1) + mask(m.group(4))
+    return mask_env_value("ARG", arg)[0]
+
+
 def read_environ(pid: int) -> tuple[dict[str, str], int]:
     raw = _read(f"/proc/{pid}/environ")
     env: dict[str, str] = {}
@@ -92,7 +103,7 @@ def stat_of(pid: int) -> dict[str, Any] | None:
 
 def _cmdline(pid: int) -> list[str]:
     try:
-        return [a.decode("utf-8", "replace") for a in _read(f"/proc/{pid}/cmdline").split(b"\0") if a]
+        return [mask_arg(a.decode("utf-8", "replace")) for a in _read(f"/proc/{pid}/cmdline").split(b"\0") if a]
     except OSError:
         return []
 
