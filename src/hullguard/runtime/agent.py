@@ -57,27 +57,42 @@ class EventQueue:
         self.enqueued: dict[str, int] = collections.Counter()
         self.dropped: dict[str, int] = collections.Counter()
         self.high_water = 0
+        self._waiting = False
 
     def put(self, source: str, ev: dict[str, Any]) -> bool:
         with self._cond:
-            if len(self._items) >= self.maxsize:
+            items = self._items
+            if len(items) >= self.maxsize:
                 if self.policy == "newest":
                     self.dropped[source] += 1
                     return False
-                old_src, _old = self._items.popleft()
+                old_src, _old = items.popleft()
                 self.dropped[old_src] += 1
-            self._items.append((source, ev))
+            items.append((source, ev))
             self.enqueued[source] += 1
-            if len(self._items) > self.high_water:
-                self.high_water = len(self._items)
-            self._cond.notify()
+            if len(items) > self.high_water:
+                self.high_water = len(items)
+            if self._waiting:  # notify() costs; only a consumer asleep on an empty queue needs it
+                self._cond.notify()
             return True
 
     def get(self, timeout: float) -> tuple[str, dict[str, Any]] | None:
+        got = self.get_batch(1, timeout)
+        return got[0] if got else None
+
+    def get_batch(self, max_items: int, timeout: float) -> list[tuple[str, dict[str, Any]]]:
+        """Up to max_items events, waiting up to timeout for the first; one lock round trip per
+        batch keeps the queue from costing more than the engine under load."""
         with self._cond:
-            if not self._items and not self._cond.wait(timeout):
-                return None
-            return self._items.popleft() if self._items else None
+            items = self._items
+            if not items and timeout > 0:
+                self._waiting = True
+                try:
+                    self._cond.wait(timeout)
+                finally:
+                    self._waiting = False
+            n = min(max_items, len(items))
+            return [items.popleft() for _ in range(n)]
 
     def __len__(self) -> int:
         return len(self._items)
@@ -175,13 +190,14 @@ class Agent:
                     self._report_drops()
                     next_drop_check = now + self.drop_alert_interval
                 wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
-                item = self.queue.get(wait)
-                if item is None:
+                batch = self.queue.get_batch(256, wait)
+                if not batch:
                     if self.sources and all(getattr(s, "finished", False) for s in self.sources) \
                             and not len(self.queue):
                         break
                     continue
-                self._handle(item[1])
+                for _src, ev in batch:
+                    self._handle(ev)
         finally:
             for src in self.sources:
                 try:

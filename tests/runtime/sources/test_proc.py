@@ -223,3 +223,14 @@ def test_parse_net_tables_v4_and_v6() -> None:
     t6 = parse_net_table(tcp6, "tcp6")
     assert t6[3333][0] == "::1" and t6[3333][3] == 0xD431
     assert t6[4444][0] == "127.0.0.1" and t6[4444][2] == "127.0.0.2"
+
+
+def test_in_place_exec_of_preexisting_process_found_on_sweep(procs: list[subprocess.Popen[bytes]]) -> None:
+    suffix = f"{uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000:03d}"
+    p = subprocess.Popen(["sh", "-c", f"sleep 0.5; exec sleep 3{suffix}"])
+    procs.append(p)
+    src = ProcSource(sweep_every=3, docker=DockerMetadata("/nonexistent"), bundles=BundleMetadata("/nonexistent"))
+    src.prime()  # the shell is already running: known, not watched
+    c = Collector(src)
+    hits = c.until(lambda e: e.get("proc.pid") == p.pid and e.get("proc.args") == f"3{suffix}")
+    assert hits and hits[0]["proc.name"] == "sleep" and src.counts["reexec"] >= 1
