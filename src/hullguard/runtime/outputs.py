@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
-import json
 import os
 import queue
 import re
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
+
+import msgspec
 
 from hullguard.model import HullguardError
 from hullguard.runtime.engine import PRIORITY_LABEL, Alert
@@ -57,6 +58,13 @@ def priority_key(priority: str) -> str:
 def severity_of(priority: str) -> int:
     """Syslog severity (RFC 5424 table 2) for a Falco priority; unknown priorities count as notice."""
     return SYSLOG_SEVERITY.get(priority_key(priority), 5)
+
+
+_encoder = msgspec.json.Encoder(enc_hook=str)  # unknown value types (from hostile events) become strings
+
+
+def encode(alert: dict[str, Any]) -> bytes:
+    return _encoder.encode(alert)
 
 
 def alert_dict(alert: Alert | dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +104,7 @@ class StreamSink:
     def emit(self, alert: dict[str, Any]) -> None:
         out = self.stream or sys.stdout
         if self.fmt == "json":
-            out.write(json.dumps(alert, separators=(",", ":"), default=str) + "\n")
+            out.write(encode(alert).decode() + "\n")
         else:
             out.write(f"{alert.get('time', '')} {alert.get('priority', '')} {bare_output(alert)} "
                       f"[{alert.get('rule', '')}]\n")
@@ -150,7 +158,7 @@ class FileSink:
         self._fd = -1
 
     def emit(self, alert: dict[str, Any]) -> None:
-        data = (json.dumps(alert, separators=(",", ":"), default=str) + "\n").encode()
+        data = encode(alert) + b"\n"
         with self._lock:
             if self._fd < 0 or self._rotated():
                 self._close_fd()
@@ -235,7 +243,7 @@ class WebhookSink(_QueuedSink):
         import httpx
 
         body = slack_payload(alert) if self.slack else alert
-        data = json.dumps(body, separators=(",", ":"), default=str).encode()
+        data = encode(body)
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
