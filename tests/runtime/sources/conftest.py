@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import http.server
 import ipaddress
+import json
+import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hullguard.runtime.agent import Agent
 from hullguard.runtime.engine import Alert
+
+CID = "3f4e1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
 
 
 @dataclass
@@ -117,3 +122,44 @@ def run_agent() -> Iterator[Callable[..., tuple[Agent, threading.Thread]]]:
     for agent, t in started:
         agent.stop()
         t.join(timeout=10)
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+class _FakeDockerAPI(http.server.BaseHTTPRequestHandler):
+    """The two Docker Engine API answers the source asks for (no Docker daemon runs here)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def address_string(self) -> str:
+        return "unix"
+
+    def do_GET(self) -> None:
+        if self.path == f"/containers/{CID}/json":
+            body = json.dumps({"Id": CID, "Name": "/k8s_web_web-0_shop_x_0", "Image": "sha256:" + "e" * 64,
+                               "Config": {"Image": "nginx:1.27", "Labels": {
+                                   "io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop",
+                                   "io.kubernetes.container.name": "web"}},
+                               "HostConfig": {"Privileged": True}}).encode()
+            self.send_response(200)
+        else:
+            body = b'{"message":"No such container"}'
+            self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def docker_socket(tmp_path: Path) -> Iterator[str]:
+    path = str(tmp_path / "docker.sock")
+    srv = _UnixHTTPServer(path, _FakeDockerAPI)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield path
+    srv.shutdown()
+    srv.server_close()

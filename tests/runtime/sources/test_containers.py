@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import socketserver
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,8 @@ from hullguard.runtime.sources.containers import (
     split_image,
 )
 
-CID = "3f4e1c2b9a8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f"
+from .conftest import CID
+
 UID = "0e5a3c1d-8b7f-4e2a-9c6d-1f2e3d4c5b6a"
 
 # Lines as the kernel prints them (v1: "id:controllers:path", v2: "0::path").
@@ -101,47 +98,6 @@ def test_bundle_annotations_containerd_and_crio(tmp_path: Path) -> None:
     assert got2 is not None and got2["k8s.ns.name"] == "prod" and got2["container.image"] == "quay.io/acme/api:2"
     assert meta.lookup(bad) is None
     assert meta.lookup("d" * 64) is None
-
-
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
-class _FakeDockerAPI(http.server.BaseHTTPRequestHandler):
-    """The two Docker Engine API answers the source asks for (no Docker daemon runs here)."""
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def address_string(self) -> str:
-        return "unix"
-
-    def do_GET(self) -> None:
-        if self.path == f"/containers/{CID}/json":
-            body = json.dumps({"Id": CID, "Name": "/k8s_web_web-0_shop_x_0", "Image": "sha256:" + "e" * 64,
-                               "Config": {"Image": "nginx:1.27", "Labels": {
-                                   "io.kubernetes.pod.name": "web-0", "io.kubernetes.pod.namespace": "shop",
-                                   "io.kubernetes.container.name": "web"}},
-                               "HostConfig": {"Privileged": True}}).encode()
-            self.send_response(200)
-        else:
-            body = b'{"message":"No such container"}'
-            self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def docker_socket(tmp_path: Path) -> Iterator[str]:
-    path = str(tmp_path / "docker.sock")
-    srv = _UnixHTTPServer(path, _FakeDockerAPI)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield path
-    srv.shutdown()
-    srv.server_close()
 
 
 def test_docker_metadata_over_unix_socket(docker_socket: str) -> None:

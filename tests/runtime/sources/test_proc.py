@@ -234,3 +234,57 @@ def test_in_place_exec_of_preexisting_process_found_on_sweep(procs: list[subproc
     c = Collector(src)
     hits = c.until(lambda e: e.get("proc.pid") == p.pid and e.get("proc.args") == f"3{suffix}")
     assert hits and hits[0]["proc.name"] == "sleep" and src.counts["reexec"] >= 1
+
+
+def _fake_proc(root: Path, pid: int, ppid: int, comm: str, argv: list[str], exe: str, cgroup: str,
+               start: int, uid: int = 0, tty: int = 0) -> None:
+    """A /proc/PID directory with the files the source reads, in the kernel's formats."""
+    d = root / str(pid)
+    (d / "fd").mkdir(parents=True)
+    (d / "stat").write_text(f"{pid} ({comm}) S {ppid} {pid} {pid} {tty} -1 4194560 100 0 0 0 1 1 0 0 20 0 1 0 "
+                            f"{start} 1000000 100 18446744073709551615\n")
+    (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (d / "cgroup").write_text(cgroup)
+    (d / "status").write_text(f"Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t0\t0\t0\t0\n"
+                              f"NSpid:\t{pid}\t{pid - 1000 if pid > 1000 else pid}\n")
+    os.symlink(exe, d / "exe")
+    os.symlink("/app", d / "cwd")
+
+
+def test_container_attribution_and_bundled_rule(tmp_path: Path, docker_socket: str) -> None:
+    """A shell started by a Node.js app inside a Docker container (a fake /proc tree, a loopback
+    Docker API) is attributed to the container and fires the bundled rule."""
+    from hullguard.runtime.rules import default_rules_path
+
+    from .conftest import CID
+
+    root = tmp_path / "proc"
+    docker = f"0::/system.slice/docker-{CID}.scope\n"
+    _fake_proc(root, 1, 0, "systemd", ["/sbin/init"], "/usr/lib/systemd/systemd", "0::/init.scope\n", 10)
+    _fake_proc(root, 1500, 1, "node", ["node", "server.js"], "/usr/local/bin/node", docker, 500)
+    src = ProcSource(proc_root=str(root), docker=DockerMetadata(docker_socket), bundles=BundleMetadata("/x"))
+    src.prime()
+    c = Collector(src)
+    _fake_proc(root, 1600, 1500, "sh", ["/bin/sh", "-c", "id; cat /etc/shadow"], "/usr/bin/dash", docker, 900,
+               uid=33)
+    src.poll()
+    execs = [e for e in c.events if e["evt.type"] == "execve"]
+    assert [e["proc.pid"] for e in execs] == [1600]
+    ev = execs[0]
+    assert ev["container.id"] == CID[:12] and ev["container.type"] == "docker"
+    assert ev["container.name"] == "web" and ev["k8s.pod.name"] == "web-0" and ev["k8s.ns.name"] == "shop"
+    assert ev["container.image.repository"] == "nginx" and ev["container.image.tag"] == "1.27"
+    assert ev["proc.pname"] == "node" and ev["_anc"] == ["node", "systemd"] and ev["proc.vpid"] == 600
+    assert ev["proc.exe"] == "/bin/sh" and ev["proc.exepath"] == "/usr/bin/dash"
+    assert ev["proc.cmdline"] == "sh -c id; cat /etc/shadow" and ev["proc.cwd"] == "/app/"
+    assert ev["user.uid"] == 33
+    engine = Engine(load_rules([default_rules_path()]), rule_matching="all", hostname="t")
+    rules = [a.rule for a in engine.process(ev)]
+    assert "Shell spawned by non-shell in container" in rules
+    # Seen again unchanged: nothing new. A pid that disappears is forgotten.
+    src.poll()
+    assert len([e for e in c.events if e["evt.type"] == "execve"]) == 1
+    import shutil
+    shutil.rmtree(root / "1600")
+    src.poll()
+    assert 1600 not in src.procs
