@@ -173,7 +173,8 @@ def _attest(args: argparse.Namespace) -> int:
     predicate = load_predicate(args.predicate, args.type)
     key = load_private_key(args.key)
     res = attest_image(args.image, key, predicate, args.type, replace=args.replace, **_conn(args))  # type: ignore[arg-type]
-    _emit(vars(res), args, f"Pushed {res.predicate_type} attestation for {res.digest} to {res.attestation_tag}\n")
+    _emit(vars(res), args, f"Pushed {res.predicate_type} attestation for {res.repository}@{res.digest} "
+                          f"to {res.repository}:{res.attestation_tag}\n")
     return EXIT_OK
 
 

@@ -37,6 +37,7 @@ _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$")
 class AttestResult:
     reference: str
     digest: str
+    repository: str
     predicate_type: str
     attestation_tag: str
     envelope_digest: str
@@ -113,7 +114,8 @@ def attest_image(reference: str, key: ec.EllipticCurvePrivateKey, predicate: Any
         layers.append(oci.descriptor(oci.DSSE, envelope, env_digest,
                                      {oci.SIGNATURE_ANNOTATION: "", "predicateType": ptype}))
         manifest_digest = oci.push_layers(target, "att", layers)
-        return AttestResult(reference, target.digest, ptype, target.tag("att"), env_digest, manifest_digest)
+        return AttestResult(reference, target.digest, target.repo, ptype, target.tag("att"), env_digest,
+                            manifest_digest)
     finally:
         target.close()
 
@@ -148,5 +150,5 @@ def attach_scan_attestations(reference: str, sbom_doc: dict[str, Any], scan_doc:
         if predicate is None:
             continue
         res = attest_image(reference, key, predicate, name, replace=True, insecure=insecure)
-        done.append(f"{res.predicate_type} -> {res.attestation_tag} (envelope {res.envelope_digest})")
+        done.append(f"{res.predicate_type} -> {res.repository}:{res.attestation_tag}")
     return done
