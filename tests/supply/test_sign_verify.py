@@ -93,8 +93,11 @@ def test_openssl_verifies_the_signature_in_the_registry(registry, pushed, keypai
     assert "Verified OK" in proc.stdout
 
 
-def test_hand_written_signature_manifest_verifies(registry, pushed, keypair) -> None:  # type: ignore[no-untyped-def]
-    """Reading does not depend on our writer: a manifest built from the spec alone verifies."""
+@pytest.mark.parametrize("docker_schema2", [False, True])
+def test_hand_written_signature_manifest_verifies(registry, pushed, keypair,
+                                                  docker_schema2) -> None:  # type: ignore[no-untyped-def]
+    """Reading does not depend on our writer: a manifest built from the spec alone verifies, in OCI
+    form and in the Docker schema 2 form early cosign releases wrote."""
     ref, digest = pushed()
     key, pub = _key(keypair)
     repo = repo_of(ref)
@@ -104,7 +107,13 @@ def test_hand_written_signature_manifest_verifies(registry, pushed, keypair) -> 
                           "optional": {"creator": "someone"}}).encode()
     sig = base64.b64encode(keys.sign_bytes(key, payload)).decode()
     manifest = raw_sig_manifest(registry, repo, [(payload, oci.SIMPLESIGNING, {oci.SIGNATURE_ANNOTATION: sig})])
-    raw_put_manifest(registry, repo, _sig_tag(digest), manifest)
+    media_type = "application/vnd.oci.image.manifest.v1+json"
+    if docker_schema2:
+        doc = json.loads(manifest)
+        media_type = doc["mediaType"] = "application/vnd.docker.distribution.manifest.v2+json"
+        doc["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json"
+        manifest = json.dumps(doc).encode()
+    raw_put_manifest(registry, repo, _sig_tag(digest), manifest, media_type)
     out = verify_image(ref, [pub])
     assert out.verified, out.reason
     assert out.checks[0].docker_reference == "elsewhere/x"

@@ -17,6 +17,8 @@ SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+# Early cosign releases wrote signature manifests with go-containerregistry's Docker schema 2 default.
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 MAX_LAYERS = 256  # signatures/attestations per image we are willing to read or write
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -64,7 +66,7 @@ def open_target(reference: str, *, insecure: bool = False, timeout: float = 30.0
 
 def existing_manifest(target: Target, suffix: str) -> dict[str, Any] | None:
     """The current ``.sig``/``.att`` manifest, or None. Raises SourceError when it is not a manifest."""
-    found = target.client.manifest_if_exists(target.tag(suffix), accept=OCI_MANIFEST)
+    found = target.client.manifest_if_exists(target.tag(suffix), accept=f"{OCI_MANIFEST}, {DOCKER_MANIFEST}")
     if found is None:
         return None
     try:
