@@ -166,6 +166,11 @@ def test_quarantine_prints_a_valid_manifest_without_credentials(tmp_path, monkey
 
     res = check_config_paths([path])
     assert res.objects == 1 and res.errors == []
+    from hullguard.cli.main import main
+
+    assert main(["config", "--quiet", "--exit-code", "1", path]) == 0  # no findings on the policy either
+    with open(path, "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == q.data["manifest_sha256"]
 
 
 class FakeAPI:

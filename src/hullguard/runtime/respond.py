@@ -535,7 +535,9 @@ class Responder:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as fh:
                     fh.write(text)
+                # Written after index.json was sealed: its hash goes into the audit record instead.
                 data["manifest_path"] = path
+                data["manifest_sha256"] = hashlib.sha256(text.encode()).hexdigest()
         if self.dry_run:
             return "dry-run", f"would isolate pod {ns}/{pod} with NetworkPolicy {manifest['metadata']['name']}", data
         client, why = KubeClient.discover(self.kubeconfig)
