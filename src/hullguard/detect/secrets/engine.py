@@ -30,6 +30,7 @@ What is skipped by default, and why (see ``DEFAULT_SKIP``):
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import hashlib
 import math
@@ -639,6 +640,7 @@ def _rebuild(rules: tuple[Rule, ...], use_hs: bool, max_size: int, allow: AllowL
 
 
 _default: dict[bool, Engine] = {}
+_compiled: dict[tuple[bool, frozenset[str]], Engine] = {}
 _default_lock = threading.Lock()
 
 
@@ -687,6 +689,13 @@ def default_engine(use_hyperscan: bool | None = None) -> Engine:
     with _default_lock:
         if key not in _default:
             s = _settings
-            rules = [r for r in RULES if r.id not in s.disabled_rules] if s.disabled_rules else RULES
-            _default[key] = Engine(rules, use_hyperscan=key, allow=s.allow, max_size=s.max_size)
+            base_key = (key, s.disabled_rules)
+            if base_key not in _compiled:
+                rules = [r for r in RULES if r.id not in s.disabled_rules] if s.disabled_rules else RULES
+                _compiled[base_key] = Engine(rules, use_hyperscan=key)
+            # The allow-list and size cap are applied after matching: share the compiled database
+            # (the expensive part) instead of compiling it again for every allow-list.
+            engine = copy.copy(_compiled[base_key])
+            engine.allow, engine.max_size = s.allow, s.max_size
+            _default[key] = engine
         return _default[key]
