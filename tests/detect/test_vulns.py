@@ -6,8 +6,10 @@ from hullguard.detect.vulns import (
     MatchOptions,
     apply,
     filter_findings,
+    layer_roles,
     match,
     parse_severities,
+    result_summary,
     sort_by_risk,
     summary,
 )
@@ -202,3 +204,134 @@ def test_filters_and_summary() -> None:
         assert "URGENT" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+# --- distro fix states ------------------------------------------------------------------------
+
+
+def test_distro_states_are_kept_and_not_affected_is_recorded(store: Store) -> None:
+    # ecosystem_specific/database_specific are free-form in the OSV schema; these carry the state
+    # words distributions use (Debian urgency "end-of-life", tracker states, CSAF-style words).
+    _load(store,
+          record("DEBIAN-CVE-2024-1000", "Debian:12", "openssl", [{"introduced": "0"}],
+                 ecosystem_specific={"urgency": "end-of-life"}),
+          record("DEBIAN-CVE-2024-1001", "Debian:12", "openssl", [{"introduced": "0"}],
+                 ecosystem_specific={"urgency": "unimportant"}),
+          record("DEBIAN-CVE-2024-1002", "Debian:12", "openssl", [{"introduced": "0"}],
+                 ecosystem_specific={"status": "Not Affected"}),
+          record("DEBIAN-CVE-2024-1003", "Debian:12", "openssl", [{"introduced": "0"}],
+                 ecosystem_specific={"fix_state": "Will not fix"}),
+          record("DEBIAN-CVE-2024-1004", "Debian:12", "openssl", fixed("3.0.99-1")))
+    pkgs = [_pkg("libssl3", "3.0.11-1~deb12u1", "deb", source_name="openssl")]
+    result = _result(pkgs, DEBIAN12)
+    rep = match(result, store)
+    status = {f.rule_id: f.details["status"] for f in rep.findings}
+    assert status == {"DEBIAN-CVE-2024-1000": "will not fix", "DEBIAN-CVE-2024-1001": "not yet fixed",
+                      "DEBIAN-CVE-2024-1003": "will not fix", "DEBIAN-CVE-2024-1004": "fixed"}
+    low = next(f for f in rep.findings if f.rule_id == "DEBIAN-CVE-2024-1001")
+    assert low.severity == Severity.LOW and low.details["distro_severity"] == "unimportant"
+    assert rep.not_affected == [(pkgs[0].id, "DEBIAN-CVE-2024-1002")]
+    out = apply(result, store)
+    assert out.packages[0].metadata["not_affected"] == ["DEBIAN-CVE-2024-1002"]
+    # --ignore-unfixed drops the states without a fix, whatever the distro calls them.
+    assert [f.rule_id for f in filter_findings(rep.findings, ignore_unfixed=True)] == ["DEBIAN-CVE-2024-1004"]
+
+
+def test_ubuntu_priority_from_severity_type(store: Store) -> None:
+    rec = record("UBUNTU-CVE-2024-2000", "Ubuntu:22.04:LTS", "zlib", fixed("1:1.2.11.dfsg-2ubuntu9.3"),
+                 severity=[{"type": "Ubuntu", "score": "medium"}, {"type": "CVSS_V3", "score": V3_CRITICAL}])
+    _load(store, rec)
+    pkgs = [_pkg("zlib1g", "1:1.2.11.dfsg-2ubuntu9", "deb", source_name="zlib")]
+    [f] = match(_result(pkgs, OSInfo(family="ubuntu", release="22.04")), store).findings
+    assert f.severity == Severity.MEDIUM and f.details["severity_source"] == "distro"
+    assert f.details["cvss"]["score"] == 9.8
+
+
+# --- base image vs application -------------------------------------------------------------------
+
+
+def _layered(history: list[dict], layers: list[Layer], packages: list[Package] | None = None,
+             labels: dict | None = None) -> ScanResult:
+    return ScanResult(artifact=Artifact(name="t", type="docker-archive", history=history,
+                                        config={"Labels": labels} if labels else {}),
+                      layers=layers, packages=packages or [], os=DEBIAN12)
+
+
+def _d(n: int) -> str:
+    return "sha256:" + str(n) * 64
+
+
+def test_layer_roles_from_the_base_images_last_command() -> None:
+    # python:3.11 on debian:12, then an application: the last CMD followed by layers is the seam.
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:abc in / "},
+               {"created_by": '/bin/sh -c #(nop)  CMD ["bash"]', "empty_layer": True},
+               {"created_by": "/bin/sh -c set -eux; apt-get install python3"},
+               {"created_by": 'CMD ["python3"]', "empty_layer": True, "comment": "buildkit.dockerfile.v0"},
+               {"created_by": "WORKDIR /app", "empty_layer": True},
+               {"created_by": "COPY . /app # buildkit"},
+               {"created_by": "RUN /bin/sh -c pip install -r requirements.txt # buildkit"},
+               {"created_by": 'CMD ["python3", "app.py"]', "empty_layer": True}]
+    layers = [Layer(digest=_d(i), created_by=h["created_by"]) for i, h in
+              enumerate(h for h in history if not h.get("empty_layer"))]
+    roles = layer_roles(_layered(history, layers))
+    assert [roles[layer.digest] for layer in layers] == ["base", "base", "application", "application"]
+
+
+def test_layer_roles_fallback_and_edge_cases() -> None:
+    # No command entries at all (the demo image): the root filesystem import is the base.
+    history = [{"created_by": "/bin/sh -c #(nop) ADD file:debian-rootfs.tar.xz in / "},
+               {"created_by": "RUN pip install flask"}, {"created_by": "COPY app/ /srv/app"}]
+    layers = [Layer(digest=_d(i), created_by=h["created_by"]) for i, h in enumerate(history)]
+    assert list(layer_roles(_layered(history, layers)).values()) == ["base", "application", "application"]
+    # A base image scanned on its own: its CMD comes last, so nothing follows the seam.
+    alone = [history[0], {"created_by": 'CMD ["bash"]', "empty_layer": True}]
+    assert list(layer_roles(_layered(alone, layers[:1])).values()) == ["base"]
+    # Filesystem and SBOM scans have no layers, hence no roles.
+    assert layer_roles(_result([])) == {LAYER: "application"}
+    assert layer_roles(ScanResult(artifact=Artifact(name="d", type="filesystem"))) == {}
+
+
+def test_summary_per_package_and_per_layer() -> None:
+    base, app = _d(1), _d(2)
+    history = [{"created_by": "ADD file:x in /"}, {"created_by": 'CMD ["bash"]', "empty_layer": True},
+               {"created_by": "RUN npm ci"}]
+    layers = [Layer(digest=base, created_by="ADD file:x in /"), Layer(digest=app, created_by="RUN npm ci")]
+
+    def vuln(rule: str, name: str, version: str, eco: str, fix: str, layer: str, sev: Severity) -> Finding:
+        return Finding(kind="vulnerability", rule_id=rule, severity=sev, fix=fix,
+                       location=Location(path="p", layer=layer),
+                       details={"package": {"name": name, "version": version, "ecosystem": eco}})
+
+    fs = [vuln("DSA-1", "openssl", "3.0.11-1~deb12u1", "deb", "3.0.11-1~deb12u2", base, Severity.HIGH),
+          vuln("DSA-2", "openssl", "3.0.11-1~deb12u1", "deb", "3.0.13-1~deb12u1", base, Severity.MEDIUM),
+          vuln("DEBIAN-CVE-1", "zlib", "1:1.2.13.dfsg-1", "deb", "", base, Severity.LOW),
+          vuln("GHSA-1", "qs", "6.7.0", "npm", "6.7.3", app, Severity.HIGH)]
+    result = _layered(history, layers, labels={"org.opencontainers.image.base.name": "docker.io/debian:12"})
+    result = ScanResult(artifact=result.artifact, layers=layers, findings=fs, os=DEBIAN12,
+                        packages=[_pkg("x", "not a version!!", "pypi")])
+    s = summary(fs, layer_roles(result))
+    assert (s["total"], s["fixable"]) == (4, 3)
+    base_group, app_group = s["by_layer"]
+    assert (base_group["layer"], base_group["total"], base_group["fixable"], base_group["layers"]) == \
+        ("base", 3, 2, [base])
+    # Two advisories, one upgrade: the higher of the two lowest fixes.
+    assert [(u["package"], u["to"], u["fixes"], u["layer"]) for u in base_group["upgrades"]] == \
+        [("openssl", "3.0.13-1~deb12u1", 2, "base")]
+    assert [(u["package"], u["to"], u["layer"]) for u in app_group["upgrades"]] == [("qs", "6.7.3", "application")]
+    assert s["by_severity"]["HIGH"] == 2
+    full = result_summary(result)
+    assert full["base_image"] == "docker.io/debian:12"
+    assert full["not_checked"] == []  # only apply() marks packages; see the next test
+    assert "by_layer" not in summary(fs)  # no roles, no split
+
+
+def test_not_checked_packages_reach_the_summary(store: Store) -> None:
+    _load(store, record("GHSA-x", "PyPI", "foo", fixed("2.0")))
+    pkgs = [_pkg("foo", "not a version!!", "pypi"), _pkg("weird", "1.0", "swift"), _pkg("foo", "1.0", "pypi")]
+    out = apply(_result(pkgs), store)
+    skipped = result_summary(out)["not_checked"]
+    assert sorted((x["package"], x["ecosystem"]) for x in skipped) == [("foo", "pypi"), ("weird", "swift")]
+    assert any("unparsable PyPI version" in x["reason"] for x in skipped)
+    assert any("no advisory source for ecosystem 'swift'" in x["reason"] for x in skipped)
+    # One warning per cause, not per package.
+    assert len([w for w in out.warnings if "not checked" in w]) == 2

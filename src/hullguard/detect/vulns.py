@@ -66,6 +66,9 @@ class MatchOptions:
 class MatchReport:
     findings: list[Finding] = field(default_factory=list)
     not_checked: list[tuple[str, str]] = field(default_factory=list)  # (package id, reason)
+    # (package id, advisory id) pairs the distribution marks "not affected": no finding, but kept so
+    # that reports can say why a listed advisory was not raised.
+    not_affected: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked: int = 0
 
@@ -458,6 +461,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         specific = texts(row[5], {})
         state = _state(specific, fix)
         if state == "not affected":
+            report.not_affected.append((t.pkg.id, adv.id))
             continue
         shared = per_target.get(id(t))
         if shared is None:
@@ -592,6 +596,7 @@ def parse_severities(text: str) -> set[Severity]:
 
 
 BASE, APPLICATION = "base", "application"
+ROLE_TITLES = {BASE: "Base image", APPLICATION: "Application"}
 
 # A history entry that only sets the image's command: every base image ends with one (CMD
 # ["bash"], ENTRYPOINT [...]), so the last of them that is followed by real layers marks where the
@@ -620,15 +625,16 @@ def layer_roles(result: ScanResult) -> dict[str, str]:
     history = [h for h in result.artifact.history if isinstance(h, dict)]
     base_count = -1
     real = 0
-    seam = -1
+    seams: list[int] = []  # real layers before each command-only entry
     for h in history:
         if h.get("empty_layer"):
             if _COMMAND_ENTRY.search(str(h.get("created_by", ""))):
-                seam = real
+                seams.append(real)
             continue
         real += 1
-    if 0 < seam < real:
-        base_count = seam
+    followed = [n for n in seams if 0 < n < real]
+    if followed:
+        base_count = followed[-1]
     if base_count < 0:
         base_count = 0
         for layer in layers:
@@ -690,8 +696,8 @@ def summary(findings: Iterable[Finding], roles: dict[str, str] | None = None) ->
         groups = []
         for role in (BASE, APPLICATION):
             part = [f for f in fs if f.location is not None and roles.get(f.location.layer) == role]
-            groups.append({"layer": role, **_counts(part), "upgrades": [u for u in out["upgrades"]
-                                                                        if u.get("layer") == role]})
+            groups.append({"layer": role, "layers": [d for d, r in roles.items() if r == role], **_counts(part),
+                           "upgrades": [u for u in out["upgrades"] if u.get("layer") == role]})
         out["by_layer"] = groups
     return out
 
@@ -731,14 +737,21 @@ def _max_fix(ecosystem: str, a: str, b: str) -> str:
 
 def apply(result: ScanResult, store: Store, options: MatchOptions | None = None) -> ScanResult:
     """``result`` with vulnerability findings and matching warnings added; packages that could
-    not be checked get ``metadata["vulnerabilities"] = "not checked: <reason>"``."""
+    not be checked get ``metadata["vulnerabilities"] = "not checked: <reason>"``, and packages
+    with advisories their distribution marks "not affected" list those ids in
+    ``metadata["not_affected"]``."""
     report = match(result, store, options)
     reasons = dict(report.not_checked)
+    unaffected: dict[str, list[str]] = {}
+    for pkg_id, adv_id in report.not_affected:
+        unaffected.setdefault(pkg_id, []).append(adv_id)
     packages = []
     for pkg in result.packages:
         reason = reasons.get(pkg.id)
         if reason:
             pkg = msgspec.structs.replace(pkg, metadata={**pkg.metadata, "vulnerabilities": f"not checked: {reason}"})
+        if pkg.id in unaffected:
+            pkg = msgspec.structs.replace(pkg, metadata={**pkg.metadata, "not_affected": sorted(unaffected[pkg.id])})
         packages.append(pkg)
     return msgspec.structs.replace(result, packages=packages, findings=[*result.findings, *report.findings],
                                    warnings=[*result.warnings, *report.warnings])

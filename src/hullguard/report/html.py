@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from hullguard.detect.vulns import sort_by_risk, summary
+from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, sort_by_risk, summary
 from hullguard.model import Finding, ScanResult, Severity
 from hullguard.report.markdown import package_of
 
@@ -104,7 +104,7 @@ def _other_rows(findings: list[Finding]) -> list[str]:
 def render(result: ScanResult) -> bytes:
     a = result.artifact
     vulns = sort_by_risk(f for f in result.findings if f.kind == "vulnerability")
-    s = summary(vulns)
+    s = summary(vulns, layer_roles(result))
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -138,10 +138,29 @@ def render(result: ScanResult) -> bytes:
 
     upgrades = [up for up in s["upgrades"] if up["package"]]
     if upgrades:
-        out.append("<h2>Fix first</h2><ul>")
-        out.extend(f"<li>{_e(up['package'])} {_e(up['installed'])} &rarr; <b>{_e(up['to'])}</b> "
-                   f"(fixes {up['fixes']})</li>" for up in upgrades)
-        out.append("</ul>")
+        out.append("<h2>Fix first</h2>")
+        groups = [(g, [u for u in upgrades if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+        base = base_image_name(result)
+        for group, ups in groups or [({}, upgrades)]:
+            if group:
+                name = ROLE_TITLES[group["layer"]] + (f" ({base})" if base and group["layer"] == "base" else "")
+                out.append(f'<h3 class="layer">{_e(name)}: {group["total"]} vulnerabilities, '
+                           f'{group["fixable"]} fixable</h3>')
+            out.append("<ul>")
+            out.extend(f"<li>upgrade {_e(up['package'])} {_e(up['installed'])} &rarr; <b>{_e(up['to'])}</b> "
+                       f"(fixes {up['fixes']})</li>" for up in ups)
+            if group and group["total"] and not ups:
+                out.append("<li>no fixed versions published yet</li>")
+            out.append("</ul>")
+
+    skipped = not_checked(result)
+    if skipped:
+        out.append(f"<h2>Not checked ({len(skipped)})</h2><p>Vulnerabilities of these packages could not be "
+                   "looked up.</p><table><thead><tr><th>Package</th><th>Version</th><th>Type</th><th>Reason</th>"
+                   "</tr></thead><tbody>")
+        out.extend(f"<tr><td>{_e(x['package'])}</td><td>{_e(x['version'])}</td><td>{_e(x['ecosystem'])}</td>"
+                   f"<td>{_e(x['reason'])}</td></tr>" for x in skipped)
+        out.append("</tbody></table>")
 
     if vulns:
         out.append(f"<h2>Vulnerabilities ({len(vulns)})</h2><table><thead><tr><th>Severity</th><th>ID</th>"

@@ -8,7 +8,7 @@ images and must not break the table or inject markup into the comment.
 
 from __future__ import annotations
 
-from hullguard.detect.vulns import sort_by_risk, summary
+from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, sort_by_risk, summary
 from hullguard.model import Finding, ScanResult
 
 TOP = 15
@@ -102,7 +102,7 @@ def render(result: ScanResult) -> bytes:
     out.append(" · ".join(facts))
 
     vulns = sort_by_risk(f for f in result.findings if f.kind == "vulnerability")
-    s = summary(vulns)
+    s = summary(vulns, layer_roles(result))
     by_sev = ", ".join(f"{n} {c}" for n, c in s["by_severity"].items() if c) or "none"
     out.extend(["", f"**Vulnerabilities: {s['total']}** ({by_sev}) · fixable {s['fixable']} · "
                     f"known exploited {s['known_exploited']}"])
@@ -111,13 +111,32 @@ def render(result: ScanResult) -> bytes:
     # without a package to name is no advice, so it is left out here.
     upgrades = [up for up in s["upgrades"] if up["package"]]
     if upgrades:
-        out.extend(["", "### Fix first", ""])
-        for up in upgrades[:10]:
-            n = up["fixes"]
-            out.append(f"- {escape(up['package'])} {escape(up['installed'])} → **{escape(up['to'])}** "
-                       f"(fixes {n} vulnerabilit{'y' if n == 1 else 'ies'})")
-        if len(upgrades) > 10:
-            out.append(f"- … and {len(upgrades) - 10} more packages with fixes")
+        out.extend(["", "### Fix first"])
+        groups = [(g, [u for u in upgrades if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+        if not groups:
+            groups = [({}, upgrades)]
+        base = base_image_name(result)
+        for group, ups in groups:
+            if group:
+                name = ROLE_TITLES[group["layer"]] + (f" ({escape(base)})" if base and group["layer"] == "base" else "")
+                out.extend(["", f"**{name}:** {group['total']} vulnerabilities, {group['fixable']} fixable"])
+            out.append("")
+            for up in ups[:10]:
+                n = up["fixes"]
+                out.append(f"- upgrade {escape(up['package'])} {escape(up['installed'])} → **{escape(up['to'])}** "
+                           f"(fixes {n} vulnerabilit{'y' if n == 1 else 'ies'})")
+            if len(ups) > 10:
+                out.append(f"- … and {len(ups) - 10} more packages with fixes")
+            if group and group["total"] and not ups:
+                out.append("- no fixed versions published yet")
+
+    skipped = not_checked(result)
+    if skipped:
+        out.extend(["", f"**Not checked:** {len(skipped)} package{'s' if len(skipped) != 1 else ''} "
+                        "(vulnerabilities could not be looked up)", "",
+                    "| Package | Version | Type | Reason |", "| --- | --- | --- | --- |"])
+        out.extend(f"| {escape(x['package'])} | {escape(x['version'])} | {escape(x['ecosystem'])} | "
+                   f"{escape(x['reason'])} |" for x in skipped[:MAX_ROWS])
 
     if vulns:
         out.extend(["", "### Top vulnerabilities", "", *_VULN_HEAD])

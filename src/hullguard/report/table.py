@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, summary
 from hullguard.model import Finding, ScanResult
 
 
@@ -35,7 +36,8 @@ def _where(f: Finding) -> str:
     return f.target
 
 
-def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int]) -> list[str]:
+def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int], roles: dict[str, str],
+                     base: str) -> list[str]:
     out = [""]
     by_sev = Counter(f.severity.name for f in vulns)
     fixable = sum(1 for f in vulns if f.fix)
@@ -43,10 +45,17 @@ def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int]) -> list[
     counts = ", ".join(f"{name} {by_sev[name]}" for name in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
                        if by_sev.get(name))
     out.append(f"Vulnerabilities: {len(vulns)} ({counts}); {fixable} fixable; {exploited} known exploited")
-    from hullguard.detect.vulns import summary
-
-    for up in summary(vulns)["upgrades"][:10]:
-        out.append(f"  upgrade {up['package']} {up['installed']} to {up['to']}: fixes {up['fixes']}")
+    s = summary(vulns, roles)
+    groups = [(g, [u for u in s["upgrades"] if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+    for group, ups in groups or [({}, s["upgrades"])]:
+        if group:
+            name = ROLE_TITLES[group["layer"]] + (f" ({base})" if base and group["layer"] == "base" else "")
+            out.append(f"  {name}: {group['total']} vulnerabilities, {group['fixable']} fixable")
+        indent = "    " if group else "  "
+        for up in ups[:10]:
+            out.append(f"{indent}upgrade {up['package']} {up['installed']} to {up['to']}: fixes {up['fixes']}")
+        if len(ups) > 10:
+            out.append(f"{indent}... and {len(ups) - 10} more packages with fixes")
     out.append("")
     rows = []
     for f in vulns:
@@ -86,21 +95,23 @@ def render(result: ScanResult) -> bytes:
     layer_index = {layer.digest: i for i, layer in enumerate(result.layers)}
     if result.layers:
         per_layer = Counter(p.locations[0].layer for p in result.packages if p.locations)
+        roles = layer_roles(result)
         out.append("")
         out.append("Layers")
         rows = [
             [
                 str(i + 1),
                 _short(layer.digest),
+                roles.get(layer.digest, "-"),
                 str(per_layer.get(layer.digest, 0)),
                 " ".join(layer.created_by.split()) or "-",
             ]
             for i, layer in enumerate(result.layers)
         ]
-        out.extend(_table(rows, ["#", "DIGEST", "PACKAGES", "CREATED BY"]))
+        out.extend(_table(rows, ["#", "DIGEST", "ROLE", "PACKAGES", "CREATED BY"]))
     vulns = [f for f in result.findings if f.kind == "vulnerability"]
     if vulns:
-        out.extend(_vulnerabilities(vulns, layer_index))
+        out.extend(_vulnerabilities(vulns, layer_index, layer_roles(result), base_image_name(result)))
     others = [f for f in result.findings if f.kind != "vulnerability"]
     if others:
         out.append("")
@@ -116,6 +127,12 @@ def render(result: ScanResult) -> bytes:
             layer = str(layer_index[loc.layer] + 1) if loc and loc.layer in layer_index else "-"
             rows.append([p.name, p.version, p.ecosystem, layer, "/" + loc.path if loc else ""])
         out.extend(_table(rows, ["NAME", "VERSION", "TYPE", "LAYER", "PATH"]))
+    skipped = not_checked(result)
+    if skipped:
+        out.append("")
+        out.append(f"Not checked for vulnerabilities ({len(skipped)})")
+        out.extend(_table([[x["package"], x["version"], x["ecosystem"], x["reason"]] for x in skipped],
+                          ["NAME", "VERSION", "TYPE", "REASON"]))
     if result.warnings:
         out.append("")
         out.append(f"{len(result.warnings)} warning(s); see --format json for all of them.")
