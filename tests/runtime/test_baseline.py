@@ -190,3 +190,15 @@ def test_cli_learn_list_check_allow_lock(tmp_path, capsys) -> None:
         run(["baseline", "list", "--dir", str(tmp_path / "missing")], capsys)
     with pytest.raises(HullguardError, match="cannot read"):
         run(["baseline", "learn", str(tmp_path / "missing.jsonl"), "--dir", d], capsys)
+
+
+def test_hostile_events_are_ignored_not_fatal(tmp_path) -> None:
+    store = BaselineStore(str(tmp_path), learn_seconds=0)
+    odd = [{"evt.type": "execve", "proc.exe": ["x"]}, {"evt.type": "execve", "proc.exe": "/x" * 5000},
+           {"evt.type": "connect", "fd.dip": None, "fd.dport": 1}, {"evt.type": 5}, {"evt.type": "connect",
+           "fd.dip": "1.2.3.4", "fd.dport": {"a": 1}, "evt.time": "yesterday"}, {"k8s.deployment.name": 7}]
+    for ev in odd:
+        store.observe(ev)
+        store.check(ev)
+    store.save()
+    assert all(len(w.entries["processes"]) == 0 for w in store.workloads.values())

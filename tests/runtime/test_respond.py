@@ -391,3 +391,41 @@ def test_one_quarantine_per_pod_and_vanished_process(tmp_path) -> None:
     p.wait()
     rec = r2.handle(alert(), {"proc.pid": p.pid})[-1]
     assert rec.status == "failed" and "not running" in rec.data["errors"][0]
+
+
+def test_kube_credential_discovery(tmp_path, monkeypatch) -> None:
+    from hullguard.runtime.respond_k8s import KubeClient
+
+    for k in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client, why = KubeClient.discover(str(tmp_path / "missing"))
+    assert client is None and "not found" in why
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    client, _ = KubeClient.discover(sa_dir=str(sa))
+    assert client.server == "https://10.96.0.1:443" and client.token == "sa-token"
+    assert client.source == "in-cluster service account"
+    cfg = tmp_path / "kc"
+    cfg.write_text(yaml.safe_dump({"current-context": "x", "contexts": [{"name": "x", "context": {"cluster": "c",
+                                   "user": "u"}}], "clusters": [{"name": "c", "cluster": {"server": "https://k:6443",
+                                   "insecure-skip-tls-verify": True}}],
+                                   "users": [{"name": "u", "user": {"exec": {"command": "aws"}}}]}))
+    client, why = KubeClient.discover(str(cfg))
+    assert client is None and "exec" in why
+    cfg.write_text("just a string")
+    assert KubeClient.discover(str(cfg))[0] is None
+
+
+def test_hostile_events_do_not_break_the_responder(tmp_path) -> None:
+    r = responder(tmp_path, "dedupe_seconds: 0\nbindings:\n  - rules: ['*']\n    actions: [kill, quarantine, stop]\n",
+                  docker_socket=str(tmp_path / "none"), dry_run=True)
+    for ev in ({"proc.pid": [1, 2]}, {"proc.pid": True}, {"proc.pid": 10**30}, {"container.id": "../../etc"},
+               {"k8s.ns.name": "a/b", "k8s.pod.name": "../x"}, {"k8s.ns.name": ["x"], "k8s.pod.name": {"y": 1}},
+               {"proc.name": 5, "proc.pid": "-1"}):
+        recs = r.handle(alert(), ev)
+        assert recs and all(x.status in ("refused", "failed", "unavailable") for x in recs), (ev, recs)
+    assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())

@@ -204,9 +204,10 @@ def _int_pid(v: Any) -> int | None:
         return None
     try:
         pid = int(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return pid
+    # Linux caps pid_max at 2^22; anything larger is not a pid (negatives are kept so kill can refuse them).
+    return pid if pid <= 1 << 22 else None
 
 
 class DockerAPI:
@@ -360,7 +361,9 @@ class Responder:
         for k, name in (("proc.name", "proc_name"), ("container.id", "container_id"), ("k8s.ns.name", "namespace"),
                         ("k8s.pod.name", "pod"), ("container.name", "container_name")):
             v = pick(k)
-            if isinstance(v, str) and v and v != "<NA>":
+            if isinstance(v, str) and v and v != "<NA>" and len(v) <= 253:
+                if name == "container_id" and not _CONTAINER_ID.match(v):
+                    continue  # not an id we could ever act on; keep it out of paths and API calls
                 t[name] = v
         return t
 
@@ -413,6 +416,10 @@ class Responder:
         if not what:
             return "refused", "the alert names no process or container to capture", {}
         if self.dry_run:
+            from hullguard.runtime.respond_evidence import stat_of
+
+            if pid and not container and (pid <= 0 or stat_of(pid) is None):
+                return "failed", f"process {pid} is not running: nothing to capture", {}
             return "dry-run", f"would capture evidence of {' and '.join(what)} into {directory}", {"dir": directory}
         try:
             w = EvidenceWriter(directory)
