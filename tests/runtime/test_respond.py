@@ -429,3 +429,48 @@ def test_hostile_events_do_not_break_the_responder(tmp_path) -> None:
         recs = r.handle(alert(), ev)
         assert recs and all(x.status in ("refused", "failed", "unavailable") for x in recs), (ev, recs)
     assert not (tmp_path / "ev").exists() or not any((tmp_path / "ev").iterdir())
+
+
+def test_quarantine_over_tls_with_kubeconfig_ca_and_client_cert(tmp_path) -> None:
+    import base64
+    import ssl
+
+    from hullguard.admission.certs import generate
+
+    paths = generate(str(tmp_path / "pki"), ["127.0.0.1", "localhost"])
+    api = FakeAPI()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(paths.cert, paths.key)
+    api.server.socket = ctx.wrap_socket(api.server.socket, server_side=True)
+
+    def b64(p: str) -> str:
+        with open(p, "rb") as fh:
+            return base64.b64encode(fh.read()).decode()
+
+    cfg = tmp_path / "kc"
+    cfg.write_text(yaml.safe_dump({
+        "current-context": "x", "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{api.server.server_port}",
+                                               "certificate-authority-data": b64(paths.ca)}}],
+        # Any certificate/key pair exercises the client-certificate path; this server does not ask for one.
+        "users": [{"name": "u", "user": {"token": "tls-token", "client-certificate-data": b64(paths.cert),
+                                         "client-key-data": b64(paths.key)}}]}))
+    try:
+        r = responder(tmp_path, "bindings:\n  - rules: ['*']\n    actions: [quarantine]\n", kubeconfig=str(cfg))
+        recs = r.handle(alert(), {"k8s.ns.name": "prod", "k8s.pod.name": "api-0"})
+    finally:
+        api.close()
+    assert recs[-1].status == "done", recs[-1].detail
+    assert [c[2]["Authorization"] for c in api.calls] == ["Bearer tls-token"] * 2
+    # The same server under a CA the kubeconfig does not trust: nothing is applied.
+    other = generate(str(tmp_path / "pki2"), ["127.0.0.1"], ca_name="another CA")
+    api2 = FakeAPI()
+    ctx2 = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx2.load_cert_chain(other.cert, other.key)
+    api2.server.socket = ctx2.wrap_socket(api2.server.socket, server_side=True)
+    cfg.write_text(cfg.read_text().replace(str(api.server.server_port), str(api2.server.server_port)))
+    try:
+        recs = r.handle(alert(rule="again"), {"k8s.ns.name": "prod", "k8s.pod.name": "api-1"})
+    finally:
+        api2.close()
+    assert recs[-1].status == "failed" and api2.calls == []
