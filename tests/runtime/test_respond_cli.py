@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 
 from hullguard.model import HullguardError
 from hullguard.runtime.respond_evidence import stat_of
+from tests.runtime.test_baseline import run
 
 RULES = """
 - rule: Test sleeper
@@ -26,17 +26,6 @@ bindings:
   - rules: ["Test *"]
     actions: [kill]
 """
-
-
-def run(argv: list[str], capsys) -> tuple[int, str, str]:
-    from hullguard.cli.runtime_response import register
-
-    p = argparse.ArgumentParser()
-    register(p.add_subparsers())
-    args = p.parse_args(argv)
-    code = args.func(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
