@@ -48,9 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     verify = sub.add_parser("verify", help="verify an image's cosign signatures against public keys")
     verify.add_argument("image", metavar="IMAGE")
-    verify.add_argument("--key", required=True, action="append", metavar="PUB",
+    verify.add_argument("--key", action="append", default=[], metavar="PUB",
                         help="public key file (repeatable: any of them may have signed)")
     verify.add_argument("--require-all", action="store_true", help="every --key must have a valid signature")
+    verify.add_argument("--trust-root", action="append", default=[], metavar="PEM",
+                        help="keyless: Fulcio root (and intermediate) certificates to trust (repeatable)")
+    verify.add_argument("--rekor-key", action="append", default=[], metavar="PUB",
+                        help="keyless: Rekor public key whose bundles to trust (repeatable)")
+    verify.add_argument("--certificate-identity", default=None, metavar="ID",
+                        help="keyless: required signer (certificate e-mail or URI)")
+    verify.add_argument("--certificate-oidc-issuer", default=None, metavar="URL",
+                        help="keyless: required OIDC issuer of the signer's certificate")
     _registry_flags(verify)
     _output_flag(verify)
     verify.set_defaults(func=_verify)
@@ -148,7 +156,17 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from hullguard.supply.verify import verify_image
 
-    res = verify_image(args.image, args.key, require_all=args.require_all, **_conn(args))  # type: ignore[arg-type]
+    trust = None
+    if args.trust_root or args.rekor_key:
+        from hullguard.supply.keyless import load_trust_root
+
+        trust = load_trust_root(args.trust_root, args.rekor_key)
+    elif not args.key:
+        raise HullguardError("give --key PUB (or --trust-root and --rekor-key for keyless signatures)")
+    if (args.certificate_identity or args.certificate_oidc_issuer) and trust is None:
+        raise HullguardError("--certificate-identity/--certificate-oidc-issuer need --trust-root and --rekor-key")
+    res = verify_image(args.image, args.key, require_all=args.require_all, trust_root=trust,  # type: ignore[arg-type]
+                       identity=args.certificate_identity, oidc_issuer=args.certificate_oidc_issuer, **_conn(args))
     _emit(res.to_dict(), args, _text(res, "signature"))
     return EXIT_OK if res.verified else EXIT_UNVERIFIED
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hullguard.supply import oci
+from hullguard.supply.keyless import CERT_ANNOTATION, TrustRoot, verify_keyless
 from hullguard.supply.keys import PublicKey, load_public_keys, raw_signature_ok
 
 MAX_PAYLOAD = 1 << 20  # simple-signing payloads are a few hundred bytes
@@ -106,14 +107,19 @@ def _decide(checks: list[SignatureCheck], keys: list[PublicKey], require_all: bo
 
 def verify_image(reference: str, public_keys: list[str | bytes], *, insecure: bool = False, timeout: float = 30.0,
                  username: str | None = None, password: str | None = None,
-                 require_all: bool = False) -> VerifyResult:
-    keys = load_public_keys(public_keys)
+                 require_all: bool = False, trust_root: TrustRoot | None = None,
+                 identity: str | None = None, oidc_issuer: str | None = None) -> VerifyResult:
+    """``trust_root`` (see keyless.load_trust_root) also accepts keyless signatures: Fulcio certificate
+    chaining to its roots plus a Rekor bundle signed by its Rekor key, optionally for ``identity`` /
+    ``oidc_issuer`` only. With a trust root, ``public_keys`` may be empty."""
+    keys = load_public_keys(public_keys) if (public_keys or trust_root is None) else []
+    keyless_policy = (trust_root, identity, oidc_issuer) if trust_root is not None else None
     target = oci.open_target(reference, insecure=insecure, timeout=timeout, username=username, password=password)
     try:
         layers, problem = _stored_layers(target, "sig", "signatures")
         if layers is None:
             return VerifyResult(reference, target.digest, False, [], problem)
-        checks = [_check_signature_layer(target, layer, i, keys) for i, layer in enumerate(layers)]
+        checks = [_check_signature_layer(target, layer, i, keys, keyless_policy) for i, layer in enumerate(layers)]
         ok, reason = _decide(checks, keys, require_all, "signature")
         return VerifyResult(reference, target.digest, ok, checks, reason)
     finally:
@@ -134,7 +140,8 @@ def _stored_layers(target: oci.Target, suffix: str, what: str) -> tuple[list[dic
         raise
 
 
-def _check_signature_layer(target: oci.Target, layer: dict[str, Any], i: int, keys: list[PublicKey]) -> SignatureCheck:
+def _check_signature_layer(target: oci.Target, layer: dict[str, Any], i: int, keys: list[PublicKey],
+                           keyless_policy: tuple[TrustRoot, str | None, str | None] | None = None) -> SignatureCheck:
     where = f"signature {i + 1}"
     if layer.get("mediaType") != oci.SIMPLESIGNING:
         return SignatureCheck("", False, f"{where}: unexpected media type {str(layer.get('mediaType'))[:80]!r}")
@@ -146,12 +153,20 @@ def _check_signature_layer(target: oci.Target, layer: dict[str, Any], i: int, ke
     if payload is None:
         return SignatureCheck("", False, f"{where}: {problem}")
     key = _find_key(keys, sig, payload)
-    if key is None:
+    if key is not None:
+        signer = key.label
+    elif keyless_policy is not None and CERT_ANNOTATION in annotations:
+        trust, identity, issuer = keyless_policy
+        who, problem = verify_keyless(payload, sig, annotations, trust, identity=identity, issuer=issuer)
+        if not who:
+            return SignatureCheck("", False, f"{where}: keyless: {problem}")
+        signer = f"keyless:{who}"
+    else:
         return SignatureCheck("", False, f"{where}: signature does not verify with the given key(s)")
     ident, signed, problem = _check_payload(payload, target.digest)
     if problem:
-        return SignatureCheck(key.label, False, f"{where}: {problem}", ident, signed)
-    return SignatureCheck(key.label, True, "signature verified", ident, signed)
+        return SignatureCheck(signer, False, f"{where}: {problem}", ident, signed)
+    return SignatureCheck(signer, True, "signature verified", ident, signed)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
