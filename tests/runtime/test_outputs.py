@@ -282,3 +282,23 @@ def test_outputs_config_file(tmp_path) -> None:
     cfg.write_text("outputs: nope\n")
     with pytest.raises(HullguardError):
         OutputSet.from_config(str(cfg))
+
+
+def test_sighup_reopens_file_outputs(tmp_path) -> None:
+    import signal
+
+    path = tmp_path / "a.jsonl"
+    out = OutputSet([FileSink(str(path))])
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        out.install_sighup()
+        out.emit(make_alert(text="h1"))
+        os.rename(path, tmp_path / "old.jsonl")
+        path.write_text("")  # a new file at the path: what copy-then-create rotation leaves
+        os.kill(os.getpid(), signal.SIGHUP)
+        out.emit(make_alert(text="h2"))
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        out.close()
+    assert [json.loads(x)["output"][-2:] for x in path.read_text().splitlines()] == ["h2"]
+    assert [json.loads(x)["output"][-2:] for x in (tmp_path / "old.jsonl").read_text().splitlines()] == ["h1"]
