@@ -211,20 +211,21 @@ def _detect(result, args: argparse.Namespace):
 
 def _misconfig_details(result, severities) -> None:
     """Name the build step behind each misconfiguration (after secrets in the history were masked),
-    and apply --severity, which the vulnerability filter leaves to each kind."""
+    apply --severity, which the vulnerability filter leaves to each kind, and list the worst first."""
     created_by = {layer.digest: layer.created_by for layer in result.layers}
-    kept = []
+    others, misconf = [], []
     for f in result.findings:
         if f.kind != "misconfiguration":
-            kept.append(f)
+            others.append(f)
             continue
         if severities and f.severity not in severities:
             continue
         step = created_by.get(f.location.layer) if f.location and f.location.layer else None
         if step:
             f.details = {**f.details, "layer_created_by": " ".join(step.split())[:300]}
-        kept.append(f)
-    result.findings = kept
+        misconf.append(f)
+    misconf.sort(key=lambda f: (-int(f.severity), f.rule_id, f.location.path if f.location else f.target))
+    result.findings = [*others, *misconf]
 
 
 def _suppress(result, args: argparse.Namespace):
