@@ -596,7 +596,7 @@ def parse_severities(text: str) -> set[Severity]:
 
 
 BASE, APPLICATION = "base", "application"
-ROLE_TITLES = {BASE: "Base image", APPLICATION: "Application"}
+ROLE_TITLES = {BASE: "Base image", APPLICATION: "Application", "": "Layer not known"}
 
 # A history entry that only sets the image's command: every base image ends with one (CMD
 # ["bash"], ENTRYPOINT [...]), so the last of them that is followed by real layers marks where the
@@ -694,10 +694,11 @@ def summary(findings: Iterable[Finding], roles: dict[str, str] | None = None) ->
     out = {**_counts(fs), "upgrades": _upgrades(fs, roles)}
     if roles:
         groups = []
-        for role in (BASE, APPLICATION):
-            part = [f for f in fs if f.location is not None and roles.get(f.location.layer) == role]
-            groups.append({"layer": role, "layers": [d for d, r in roles.items() if r == role], **_counts(part),
-                           "upgrades": [u for u in out["upgrades"] if u.get("layer") == role]})
+        for role in (BASE, APPLICATION, ""):
+            part = [f for f in fs if roles.get(f.location.layer if f.location else "", "") == role]
+            if role or part:  # "": findings whose layer is not known (no location, or a layer not listed)
+                groups.append({"layer": role, "layers": [d for d, r in roles.items() if r == role],
+                               **_counts(part), "upgrades": [u for u in out["upgrades"] if u.get("layer", "") == role]})
         out["by_layer"] = groups
     return out
 

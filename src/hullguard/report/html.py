@@ -139,7 +139,7 @@ def render(result: ScanResult) -> bytes:
     upgrades = [up for up in s["upgrades"] if up["package"]]
     if upgrades:
         out.append("<h2>Fix first</h2>")
-        groups = [(g, [u for u in upgrades if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+        groups = [(g, [u for u in upgrades if u.get("layer", "") == g["layer"]]) for g in s.get("by_layer", [])]
         base = base_image_name(result)
         for group, ups in groups or [({}, upgrades)]:
             if group:

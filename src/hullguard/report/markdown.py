@@ -112,7 +112,7 @@ def render(result: ScanResult) -> bytes:
     upgrades = [up for up in s["upgrades"] if up["package"]]
     if upgrades:
         out.extend(["", "### Fix first"])
-        groups = [(g, [u for u in upgrades if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+        groups = [(g, [u for u in upgrades if u.get("layer", "") == g["layer"]]) for g in s.get("by_layer", [])]
         if not groups:
             groups = [({}, upgrades)]
         base = base_image_name(result)
@@ -120,7 +120,8 @@ def render(result: ScanResult) -> bytes:
             if group:
                 name = ROLE_TITLES[group["layer"]] + (f" ({escape(base)})" if base and group["layer"] == "base" else "")
                 out.extend(["", f"**{name}:** {group['total']} vulnerabilities, {group['fixable']} fixable"])
-            out.append("")
+            if ups or not group:
+                out.append("")
             for up in ups[:10]:
                 n = up["fixes"]
                 out.append(f"- upgrade {escape(up['package'])} {escape(up['installed'])} → **{escape(up['to'])}** "
@@ -128,7 +129,7 @@ def render(result: ScanResult) -> bytes:
             if len(ups) > 10:
                 out.append(f"- … and {len(ups) - 10} more packages with fixes")
             if group and group["total"] and not ups:
-                out.append("- no fixed versions published yet")
+                out.extend(["", "- no fixed versions published yet"])
 
     skipped = not_checked(result)
     if skipped:

@@ -46,7 +46,7 @@ def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int], roles: d
                        if by_sev.get(name))
     out.append(f"Vulnerabilities: {len(vulns)} ({counts}); {fixable} fixable; {exploited} known exploited")
     s = summary(vulns, roles)
-    groups = [(g, [u for u in s["upgrades"] if u.get("layer") == g["layer"]]) for g in s.get("by_layer", [])]
+    groups = [(g, [u for u in s["upgrades"] if u.get("layer", "") == g["layer"]]) for g in s.get("by_layer", [])]
     for group, ups in groups or [({}, s["upgrades"])]:
         if group:
             name = ROLE_TITLES[group["layer"]] + (f" ({base})" if base and group["layer"] == "base" else "")
