@@ -415,11 +415,55 @@ def _vulnerabilities(result: ScanResult, refs_by_id: dict[str, str]) -> list[dic
             affect: dict[str, Any] = {"ref": ref}
             version = finding.details.get("installed_version")
             if isinstance(version, str) and version:
-                affect["versions"] = [{"version": version, "status": "affected"}]
+                status = "unaffected" if _analysis(finding) else "affected"
+                affect["versions"] = [{"version": version, "status": status}]
             affects.append(affect)
         if affects:
             vuln["affects"] = sorted(affects, key=lambda a: a["ref"])
+        # A VEX statement speaks for the vulnerability as a whole only when it covers every finding.
+        analyses = [_analysis(f) for f in findings]
+        if analyses and all(analyses) and all(a == analyses[0] for a in analyses):
+            vuln["analysis"] = analyses[0]
         out.append(vuln)
+    return out
+
+
+# OpenVEX and CycloneDX words for the same VEX states (CycloneDX 1.6 impactAnalysisState and
+# impactAnalysisJustification). OpenVEX's "vulnerable_code_cannot_be_controlled_by_adversary"
+# has no CycloneDX counterpart; its text goes to "detail" instead.
+_VEX_STATE = {"not_affected": "not_affected", "fixed": "resolved", "resolved": "resolved",
+              "resolved_with_pedigree": "resolved_with_pedigree", "false_positive": "false_positive",
+              "under_investigation": "in_triage", "in_triage": "in_triage", "affected": "exploitable",
+              "exploitable": "exploitable"}
+_VEX_JUSTIFICATION = {
+    "component_not_present": "code_not_present", "vulnerable_code_not_present": "code_not_present",
+    "vulnerable_code_not_in_execute_path": "code_not_reachable",
+    "inline_mitigations_already_exist": "protected_by_mitigating_control",
+    **{j: j for j in ("code_not_present", "code_not_reachable", "requires_configuration", "requires_dependency",
+                      "requires_environment", "protected_by_compiler", "protected_at_runtime",
+                      "protected_at_perimeter", "protected_by_mitigating_control")},
+}
+
+
+def _analysis(finding: Finding) -> dict[str, Any] | None:
+    """CycloneDX ``analysis`` for a finding shown although a VEX statement suppresses it; the
+    statement is in ``details["vex"]`` as :meth:`hullguard.policy.vex.VexStatement.summary` gives it."""
+    vex = finding.details.get("vex")
+    if not isinstance(vex, dict):
+        return None
+    state = _VEX_STATE.get(str(vex.get("status", "")))
+    if state is None:
+        return None
+    out: dict[str, Any] = {"state": state}
+    raw = str(vex.get("justification", ""))
+    justification = _VEX_JUSTIFICATION.get(raw)
+    if justification and state == "not_affected":
+        out["justification"] = justification
+    detail = " ".join(str(part) for part in (
+        vex.get("detail", ""), f"(justification: {raw})" if raw and not justification else "",
+        f"[{vex['source']}]" if vex.get("source") else "") if part)
+    if detail:
+        out["detail"] = detail
     return out
 
 
