@@ -113,6 +113,10 @@ def test_compile_error_in_variables_message_expression_and_match_conditions(tmp_
     ("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: n}\n"
      "spec: {matchConstraints: {resourceRules: [{resources: [pods]}]}}\n", "validations is empty"),
     ("apiVersion: v1\nkind: ValidatingAdmissionPolicy\nmetadata: {name: n}\nspec: {}\n", "must have apiVersion"),
+    (vap("n", "  - expression: 'true'\n    message: no\n"), "message must be a string (quote it)"),
+    (vap("n", "  - expression: 'true'\n    reason: Nope\n"), "reason 'Nope' is not one Kubernetes allows"),
+    (vap("n", extra_spec="  failurePolicy: Sometimes\n"), "failurePolicy must be Fail or Ignore"),
+    (vap("n", annotations="    hullguard.dev/severity: urgent\n"), "hullguard.dev/severity must be"),
     ("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nspec: {}\n", "metadata.name"),
     ("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
@@ -420,3 +424,42 @@ def test_unbound_policy_runs_with_null_params(tmp_path: Path) -> None:
     p = one(tmp_path, vap(extra_spec="  paramKind: {apiVersion: v1, kind: ConfigMap}\n",
                           validations="  - expression: \"params == null\"\n"))
     assert check_object([p], pod()) == []
+
+
+# --- variables: inlined and one-by-one evaluation agree -----------------------------------------
+
+VARS = ("  variables:\n"
+        "  - name: names\n    expression: \"object.spec.containers.map(c, c.name) // the names\"\n"
+        "  - name: first\n    expression: \"variables.names[0]\"\n")
+
+
+@pytest.mark.parametrize(("validation", "inlined"), [
+    ("variables.first == 'c' && size(variables.names) == 1", True),
+    ("variables . first == 'c' && 'variables.first' == 'variables' + '.first'", True),
+    ("has(variables.first) && variables.first == 'c'", False),
+    ("variables['first'] == 'c'", False),
+])
+def test_variables_inlined_or_evaluated_give_the_same_answers(tmp_path: Path, validation: str, inlined: bool) -> None:
+    p = one(tmp_path, vap(extra_spec=VARS, validations=f'  - expression: "{validation}"\n    message: denied\n'))
+    assert p.inlined is inlined
+    assert run(p, pod()) == []
+    assert [v.message for v in run(p, pod(containers=[{"name": "x"}]))] == ["denied"]
+
+
+def test_undeclared_or_later_variables_do_not_compile(tmp_path: Path) -> None:
+    for spec, validation in [
+        (VARS, "variables.nope == 1"),
+        ("  variables:\n  - name: a\n    expression: \"variables.b\"\n  - name: b\n    expression: \"1\"\n", "true"),
+    ]:
+        policies, errors = load_policies_lenient([write(tmp_path, vap("v", f'  - expression: "{validation}"\n',
+                                                                          extra_spec=spec))])
+        assert policies == [] and "undeclared variable" in errors[0] and "'v'" in errors[0]
+
+
+def test_failing_variable_fails_only_the_validations_that_use_it(tmp_path: Path) -> None:
+    spec = "  variables:\n  - name: bad\n    expression: \"object.spec.nope\"\n"
+    for extra in ("", "has(variables.bad) || "):  # inlined, then one by one
+        p = one(tmp_path, vap(extra_spec=spec, validations=(
+            f"  - expression: \"{extra}variables.bad == 1\"\n  - expression: \"false\"\n    message: plain\n")))
+        got = run(p, pod())
+        assert [v.error for v in got] == [True, False] and got[1].message == "plain"

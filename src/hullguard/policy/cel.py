@@ -80,6 +80,8 @@ class Violation:
 class _Expr:
     source: str
     program: Any = field(repr=False, compare=False)
+    # The same expression with ``variables.x`` replaced by x's expression (see _inline).
+    inlined: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,8 @@ class CelPolicy:
     # Param resources found next to the policy (same files), for bindings' paramRef.
     param_objects: list[dict[str, Any]] = field(default_factory=list, repr=False)
     annotations: dict[str, str] = field(default_factory=dict)
+    # Every expression has an inlined program: variables need no evaluation of their own.
+    inlined: bool = False
 
     @property
     def rule_id(self) -> str:
@@ -392,6 +396,79 @@ def _d(x: Any) -> dict[str, Any]:
     return x if isinstance(x, dict) else {}
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_INLINED_CHARS = 100_000
+
+
+def _skip_string(src: str, i: int, raw: bool) -> int:
+    """Index just past the string literal whose opening quote is at ``i``."""
+    q = src[i]
+    triple = src.startswith(q * 3, i)
+    close = q * 3 if triple else q
+    j = i + len(close)
+    while j < len(src):
+        if not raw and src[j] == "\\":
+            j += 2
+            continue
+        if src.startswith(close, j):
+            return j + len(close)
+        if not triple and src[j] == "\n":
+            break
+        j += 1
+    return len(src)
+
+
+def _variable_refs(src: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every ``variables.name`` in ``src``, outside string literals and
+    comments, and not itself a field (``x.variables.y``)."""
+    refs = []
+    i, n = 0, len(src)
+    while i < n:
+        ch = src[i]
+        if ch in "'\"":
+            i = _skip_string(src, i, raw=False)
+        elif src.startswith("//", i):
+            end = src.find("\n", i)
+            i = n if end < 0 else end
+        elif ch.isalpha() or ch == "_":
+            m = _IDENT.match(src, i)
+            assert m is not None
+            word, end = m.group(0), m.end()
+            if word.lower() in ("r", "b", "rb", "br") and end < n and src[end] in "'\"":
+                i = _skip_string(src, end, raw="r" in word.lower())
+                continue
+            before = src[:i].rstrip()
+            if word == "variables" and not before.endswith("."):
+                rest = re.match(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)", src[end:])
+                if rest:
+                    refs.append((i, end + rest.end(), rest.group(1)))
+                    end += rest.end()
+            i = end
+        elif ch.isdigit():
+            m = re.match(r"[0-9A-Za-z_.]+", src[i:])
+            i += m.end() if m else 1
+        else:
+            i += 1
+    return refs
+
+
+def _inline(src: str, texts: dict[str, str], declared: set[str], where: str) -> str:
+    """``src`` with each ``variables.x`` replaced by x's (already inlined) expression, so one
+    context serves every policy and variables cost no conversion between Python and CEL. Raises
+    ValueError for a variable that is not declared (before this point)."""
+    out, last = [], 0
+    for start, end, name in _variable_refs(src):
+        if name not in declared:
+            raise ValueError(f"{where}: expression {_one_line(src, 120)!r} does not compile: "
+                             f"undeclared variable {name!r}")
+        out.append(src[last:start])
+        # The newline ends a // comment that the variable's own expression may close with.
+        out.append(f"({texts[name]}\n)" if name in texts else src[start:end])
+        last = end
+    out.append(src[last:])
+    return "".join(out)
+
+
 def _list(spec: dict[str, Any], key: str, where: str) -> list[Any]:
     value = spec.get(key)
     if value is None:
@@ -453,22 +530,28 @@ def _parse_policy(doc: dict[str, Any], path: str, line: int) -> CelPolicy:
             raise ValueError(f"{where}: paramKind must have apiVersion and kind")
         policy.param_kind = {"apiVersion": str(pk.get("apiVersion", "")), "kind": pk["kind"]}
     seen: set[str] = set()
+    texts: dict[str, str] = {}
     for i, v in enumerate(_list(spec, "variables", where)):
         v = _d(v)
         vname = v.get("name")
         if not isinstance(vname, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", vname) or vname in seen:
             raise ValueError(f"{where}: variables[{i}] needs a unique identifier as name")
+        vwhere = f"{where} variables[{i}] ({vname})"
+        expr = _compile(v.get("expression"), vwhere)
+        texts[vname] = _inline(expr.source, texts, seen, vwhere)
         seen.add(vname)
-        policy.variables.append((vname, _compile(v.get("expression"), f"{where} variables[{i}] ({vname})")))
+        policy.variables.append((vname, expr))
     for i, c in enumerate(_list(spec, "matchConditions", where)):
         c = _d(c)
         cname = str(c.get("name") or f"matchConditions[{i}]")
         policy.match_conditions.append((cname, _compile(c.get("expression"), f"{where} matchConditions[{i}]")))
     for i, v in enumerate(_list(spec, "validations", where)):
         v = _d(v)
-        msg = v.get("message") or ""
+        msg = v.get("message")
+        msg = "" if msg is None else msg
         if not isinstance(msg, str):
-            raise ValueError(f"{where}: validations[{i}].message must be a string")
+            # YAML reads an unquoted `message: no` as false; say so rather than drop it.
+            raise ValueError(f"{where}: validations[{i}].message must be a string (quote it)")
         reason = v.get("reason") or "Invalid"
         if reason not in ("Unauthorized", "Forbidden", "Invalid", "RequestEntityTooLarge"):
             raise ValueError(f"{where}: validations[{i}].reason {reason!r} is not one Kubernetes allows")
@@ -485,7 +568,43 @@ def _parse_policy(doc: dict[str, Any], path: str, line: int) -> CelPolicy:
                                          _compile(a.get("valueExpression"), f"{where} auditAnnotations[{i}]")))
     if not policy.validations and not policy.audit_annotations:
         raise ValueError(f"{where}: spec.validations is empty; the policy would check nothing")
+    policy.inlined = _inline_all(policy, texts, where)
     return policy
+
+
+def _inline_all(policy: CelPolicy, texts: dict[str, str], where: str) -> bool:
+    """Attach inlined programs to every expression; False (evaluate variables one by one
+    instead) when some expression cannot be inlined: ``has(variables.x)``, ``variables['x']``,
+    or an expansion too large for the parser."""
+    import cel
+
+    exprs = [e for _, e in policy.match_conditions] + [e for _, e in policy.audit_annotations]
+    for v in policy.validations:
+        exprs.append(v.expression)
+        if v.message_expression is not None:
+            exprs.append(v.message_expression)
+    programs = []
+    ok = True
+    for e in exprs:
+        text = _inline(e.source, texts, set(texts), where)
+        if text == e.source:
+            programs.append(e.program)
+            if "variables" in e.program.variables():
+                ok = False
+            continue
+        if len(text) > MAX_INLINED_CHARS:
+            ok = False
+            programs.append(None)
+            continue
+        try:
+            program = cel.compile(text)
+            ok = ok and "variables" not in program.variables()
+        except (ValueError, RuntimeError, TypeError, OverflowError, RecursionError):
+            program, ok = None, False
+        programs.append(program)
+    for e, program in zip(exprs, programs, strict=True):
+        object.__setattr__(e, "inlined", program)
+    return ok
 
 
 def _parse_binding(doc: dict[str, Any], where: str) -> tuple[str, Binding]:
@@ -771,9 +890,9 @@ def _plain(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _run(expr: _Expr, ctx: Any) -> Any:
+def _run(expr: _Expr, ctx: Any, inlined: bool = False) -> Any:
     try:
-        return expr.program.execute(ctx)
+        return (expr.inlined if inlined else expr.program).execute(ctx)
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError, OverflowError, ZeroDivisionError,
             RecursionError, MemoryError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
@@ -785,10 +904,44 @@ class _EvalError(Exception):
     pass
 
 
+class _Env:
+    """One CEL context per admitted object, shared by every policy that checks it.
+
+    Building a context converts the object and wraps the functions, which costs far more than
+    running an expression; ``variables`` and ``params`` change per policy and binding, so they are
+    served through the variable resolver, which leaves the built context intact."""
+
+    def __init__(self, obj: Any, request: Any, old_object: Any, namespace_object: Any) -> None:
+        self.error = ""
+        self.per_policy: dict[str, Any] = {"variables": {}, "params": None}
+        self.ctx = _new_context()
+        try:
+            plain_obj, plain_old = _plain(obj), _plain(old_object)
+            req = dict(request) if isinstance(request, dict) else {}
+            # The request usually carries the same object again: convert it once.
+            for key, orig, plain in (("object", obj, plain_obj), ("oldObject", old_object, plain_old)):
+                req[key] = plain if req.get(key) is orig else _plain(req.get(key))
+            values = {"object": plain_obj, "oldObject": plain_old,
+                      "request": {k: v if k in ("object", "oldObject") else _plain(v) for k, v in req.items()},
+                      "namespaceObject": _plain(namespace_object), "authorizer": None}
+            for name, value in values.items():
+                self.ctx.add_variable(name, value)
+        except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+            self.error = _one_line(f"object cannot be evaluated: {exc}", 200)
+        # Fallbacks for when the resolver returns None (CEL null).
+        self.ctx.add_variable("params", None)
+        self.ctx.add_variable("variables", {})
+        self.ctx.set_variable_resolver(self.per_policy.get)
+
+    def use(self, params: Any) -> None:
+        self.per_policy["variables"] = {}
+        self.per_policy["params"] = _plain(params)
+
+
 def evaluate(policy: CelPolicy, obj: dict[str, Any] | None, *, request: dict[str, Any],
              old_object: dict[str, Any] | None = None, namespace_object: dict[str, Any] | None = None,
              params: dict[str, Any] | None = None, binding: str = "",
-             errors: list[Violation] | None = None) -> list[Violation]:
+             errors: list[Violation] | None = None, _env: _Env | None = None) -> list[Violation]:
     """Violations of ``policy`` for one object. matchConditions run first (all must be true for
     the validations to run). With failurePolicy Fail an expression that errors is a violation
     (``error=True``); with Ignore it is appended to ``errors`` when given and otherwise dropped."""
@@ -799,19 +952,20 @@ def evaluate(policy: CelPolicy, obj: dict[str, Any] | None, *, request: dict[str
                       message=f"expression '{_one_line(src, 200)}' resulted in error: {detail}")
         (out if policy.failure_policy == "Fail" else errors if errors is not None else []).append(v)
 
-    try:
-        env = {"object": _plain(obj), "oldObject": _plain(old_object), "request": _plain(request),
-               "params": _plain(params), "namespaceObject": _plain(namespace_object), "authorizer": None}
-    except (ValueError, RecursionError) as exc:
-        failed("object", str(exc))
+    env = _env or _Env(obj, request, old_object, namespace_object)
+    if env.error:
+        failed("object", env.error)
         return out
-    ctx = _new_context()
-    for name, value in env.items():
-        ctx.add_variable(name, value)
-    ctx.add_variable("variables", {})
+    try:
+        env.use(params)
+    except (ValueError, RecursionError) as exc:
+        failed("params", str(exc))
+        return out
+    ctx = env.ctx
+    fast = policy.inlined
     for name, cond in policy.match_conditions:
         try:
-            ok = _run(cond, ctx)
+            ok = _run(cond, ctx, fast)
         except _EvalError as exc:
             failed(cond.source, f"{exc} (matchCondition {name})")
             return out
@@ -819,7 +973,7 @@ def evaluate(policy: CelPolicy, obj: dict[str, Any] | None, *, request: dict[str
             if not isinstance(ok, bool):
                 failed(cond.source, f"matchCondition {name} returned {type(ok).__name__}, not bool")
             return out
-    if policy.variables:
+    if policy.variables and not fast:
         # Evaluated in order, each seeing the earlier ones. One that fails is left out, so an
         # expression using it fails with "no such key" and is reported under failurePolicy.
         values: dict[str, Any] = {}
@@ -828,10 +982,10 @@ def evaluate(policy: CelPolicy, obj: dict[str, Any] | None, *, request: dict[str
                 values[name] = _run(expr, ctx)
             except _EvalError:
                 continue
-            ctx.add_variable("variables", values)
+            env.per_policy["variables"] = dict(values)
     for v in policy.validations:
         try:
-            ok = _run(v.expression, ctx)
+            ok = _run(v.expression, ctx, fast)
         except _EvalError as exc:
             failed(v.expression.source, str(exc))
             continue
@@ -844,7 +998,7 @@ def evaluate(policy: CelPolicy, obj: dict[str, Any] | None, *, request: dict[str
         if v.message_expression is not None:
             # Kubernetes falls back to ``message`` when messageExpression fails or is empty.
             try:
-                text = _run(v.message_expression, ctx)
+                text = _run(v.message_expression, ctx, fast)
                 if isinstance(text, str) and text.strip():
                     message = text
             except _EvalError:
@@ -887,6 +1041,7 @@ def check_object(policies: Iterable[CelPolicy], obj: dict[str, Any], *, request:
     checks manifests; a cluster would need a binding)."""
     request = request if request is not None else build_request(obj)
     out: list[Violation] = []
+    env: _Env | None = None
     for pol in policies:
         if not matches(pol, request, namespace_object=namespace_object):
             continue
@@ -898,10 +1053,12 @@ def check_object(policies: Iterable[CelPolicy], obj: dict[str, Any], *, request:
                 out.append(Violation(policy=pol.name, message=chosen, expression="", reason="InternalError",
                                      error=True, binding=b.name))
                 continue
+            if env is None:
+                env = _Env(obj, request, request.get("oldObject"), namespace_object)
             for params in chosen:
                 out.extend(evaluate(pol, obj, request=request, old_object=request.get("oldObject"),
                                     namespace_object=namespace_object, params=params or None, binding=b.name,
-                                    errors=errors))
+                                    errors=errors, _env=env))
     return out
 
 
