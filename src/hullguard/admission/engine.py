@@ -9,6 +9,7 @@ follows the policy's failurePolicy: ``Fail`` denies with the reason, ``Ignore`` 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ API_VERSION = "admission.k8s.io/v1"
 MAX_WARNINGS = 30
 MAX_WARNING_LEN = 480
 MAX_MESSAGE = 16_000
+PSS_CACHE = 4096
 
 
 class BadReview(ValueError):
@@ -156,6 +158,7 @@ class Engine:
         self.deps = deps or Dependencies(ttl=config.cache_ttl, failure_ttl=config.failure_ttl,
                                          max_entries=config.cache_entries)
         self._cel = cel
+        self._pss_cache: dict[tuple[bytes, str, str], str] = {}
         for p in config.policies:
             if p.type == "cel":
                 p.cel_policies = self.cel.load_policies(p.cel_files)
@@ -190,21 +193,23 @@ class Engine:
             return d
         labels = self.config.namespace_labels(req.namespace)
         denials: list[str] = []
+        todo: list[tuple[Policy, list[_Image]]] = []
         for p in self.config.policies:
             if (p.type == "mutateDigest") != (endpoint == "mutate"):
                 continue
             if not self._applies(p, req, labels, found is not None):
                 continue
-            res = PolicyResult(p.name, p.type, p.mode, "pass")
             why = p.exclude.exempt_request(req.namespace, req.username)
             if why:
-                res.result = "exempt"
-                res.messages = [why]
-                d.results.append(res)
+                d.results.append(PolicyResult(p.name, p.type, p.mode, "exempt", [why]))
                 continue
             skip = self.config.exemptions.images + p.exclude.images
             mine = [i for i in images if not (glob_match(skip, i.text) or glob_match(skip, i.normalized))
                     and p.applies_to_image(i.text, i.normalized)]
+            todo.append((p, mine))
+            self._prefetch(p, mine)
+        for p, mine in todo:
+            res = PolicyResult(p.name, p.type, p.mode, "pass")
             deadline = start + p.timeout
             try:
                 messages, warns = self._run(p, req, labels, mine, d, deadline)
@@ -223,7 +228,7 @@ class Engine:
                 res.result = "error" if res.result == "error" else "fail"
                 res.messages = messages
                 tagged = [f"[{p.name}] {m}" for m in messages]
-                if p.mode == "enforce" or res.result == "error":
+                if p.mode == "enforce":
                     denials.extend(tagged)
                 elif p.mode == "warn":
                     d.warnings.extend(tagged)
@@ -236,13 +241,25 @@ class Engine:
             head = f"{len(denials)} policy violation{'s' if len(denials) > 1 else ''}"
             d.message = (f"hullguard denied {req.kind} {req.namespace + '/' if req.namespace else ''}{req.name}: "
                          f"{head}:\n- " + "\n- ".join(denials))[:MAX_MESSAGE]
-            d.reason = "; ".join(r.policy for r in d.results if r.result in ("fail", "error")
-                                 and (r.mode == "enforce" or r.result == "error"))
+            d.reason = "; ".join(r.policy for r in d.results if r.result in ("fail", "error") and r.mode == "enforce")
         else:
             d.reason = "all policies passed" if not d.warnings else "admitted with warnings"
             d.message = d.reason
         d.warnings = [w[:MAX_WARNING_LEN] for w in d.warnings[:MAX_WARNINGS]]
         return d
+
+    def _prefetch(self, p: Policy, images: list[_Image]) -> None:
+        """Start every registry call this policy will need now, so that the calls of all policies and
+        all containers overlap instead of adding up."""
+        good = [i for i in images if not i.error]
+        if p.type == "verifySignature":
+            for i in good:
+                for t in ("", *p.attestations):
+                    self.deps.verify(i.text, tuple(p.keys), t, self._insecure(i), p.timeout)
+        elif p.type == "vulnerabilities" or (p.type == "mutateDigest" and p.mode != "audit"):
+            for i in good:
+                if not i.digest:
+                    self.deps.resolve(i.text, self._insecure(i), p.timeout)
 
     def _applies(self, p: Policy, req: Request, labels: dict[str, str], has_template: bool) -> bool:
         if "*" not in p.operations and req.operation not in p.operations:
@@ -367,13 +384,25 @@ class Engine:
             return level, version, note
 
         out: dict[str, list[str]] = {}
+        fingerprint = b""
         for mode, default in (("enforce", p.level), ("warn", p.warn_level), ("audit", p.audit_level)):
             level, version, note = level_for(mode, default)
-            if not level:
+            if not level or level == "privileged":
                 continue
-            violations = evaluate_pss(template, level, version)
-            if violations:
-                out[mode] = [format_violations(level, version, violations) + note]
+            # The same template arrives again and again (every replica, every rollout): cache the
+            # verdict by the template's content.
+            fingerprint = fingerprint or hashlib.sha256(
+                json.dumps(template, sort_keys=True, separators=(",", ":"), default=str).encode()).digest()
+            key = (fingerprint, level, version)
+            text = self._pss_cache.get(key)
+            if text is None:
+                violations = evaluate_pss(template, level, version)
+                text = format_violations(level, version, violations) if violations else ""
+                if len(self._pss_cache) >= PSS_CACHE:
+                    self._pss_cache.clear()
+                self._pss_cache[key] = text
+            if text:
+                out[mode] = [text + note]
         messages = out.get("enforce", [])
         warns = out.get("warn", [])
         if "audit" in out:

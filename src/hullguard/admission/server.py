@@ -156,6 +156,9 @@ class WebhookServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = IDLE_TIMEOUT
+    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms) on every keep-alive request.
+    disable_nagle_algorithm = True
     server: WebhookServer
     server_version = "hullguard-admission"
     sys_version = ""
@@ -167,8 +170,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # Status line, headers and body in one TLS record and one send(): half the syscalls and
+        # wake-ups of end_headers() followed by a second write.
+        self._headers_buffer.append(b"\r\n" + body)
+        self.flush_headers()
 
     def _error(self, code: int, message: str) -> None:
         body = json.dumps({"error": message, "code": code}).encode()
@@ -283,6 +288,9 @@ def _record(body: dict[str, Any], endpoint: str, d: Decision, elapsed: float) ->
 
 
 def serve(server: WebhookServer) -> None:
+    # Connection threads hand the GIL to each other every switch interval (5 ms by default): that
+    # alone would put a request that arrives while another is being answered past a 5 ms p99.
+    sys.setswitchinterval(0.0002)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.5)
     server.server_close()
