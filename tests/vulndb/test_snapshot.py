@@ -7,7 +7,7 @@ import os
 from hullguard.detect.vulns import match
 from hullguard.model import Artifact, Package, ScanResult
 from hullguard.vulndb import open_for_scan
-from hullguard.vulndb.importer import import_path, snapshot_dir
+from hullguard.vulndb.importer import import_path, snapshot_dir, snapshot_fingerprint
 from hullguard.vulndb.store import SQLiteStore
 
 
@@ -70,3 +70,37 @@ def test_first_use_bootstraps_from_snapshot(tmp_path, monkeypatch) -> None:
     assert cookie.severity.name == "LOW" and cookie.details["severity_source"] == "database"
     # Second use reads the existing file instead of importing again.
     assert open_for_scan().status()["sources"][0]["name"] == "snapshot"
+
+
+def _old_cache(tmp_path, monkeypatch) -> str:
+    """A cache database built by an earlier release, whose snapshot held one record only."""
+    import shutil
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HULLGUARD_CACHE_DIR", raising=False)
+    monkeypatch.delenv("HULLGUARD_DB", raising=False)
+    old = tmp_path / "old-snapshot"
+    old.mkdir()
+    shutil.copy(os.path.join(snapshot_dir(), "github", "npm", "GHSA-xvch-5gv4-984h.json"), old)
+    path = tmp_path / "hullguard" / "db" / "hullguard.db"
+    store = SQLiteStore(str(path))
+    import_path(store, str(old), "snapshot", etag=snapshot_fingerprint(str(old)))
+    store.close()
+    return str(path)
+
+
+def test_cache_built_from_an_older_snapshot_is_refreshed(tmp_path, monkeypatch) -> None:
+    _old_cache(tmp_path, monkeypatch)
+    bundled = import_path(SQLiteStore(":memory:"), snapshot_dir(), "snapshot").records
+    store = open_for_scan()
+    assert store.status()["advisories"] == bundled > 1
+    assert store.source_state("snapshot").etag == snapshot_fingerprint()
+
+
+def test_cache_with_real_data_is_never_refreshed(tmp_path, monkeypatch) -> None:
+    path = _old_cache(tmp_path, monkeypatch)
+    store = SQLiteStore(path)
+    import_path(store, os.path.join(snapshot_dir(), "github", "PyPI"), "local:mirror")
+    before = store.status()["advisories"]
+    store.close()
+    assert open_for_scan().status()["advisories"] == before

@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 
-from hullguard.vulndb.importer import SNAPSHOT_SOURCE, ArchiveError, import_path, snapshot_dir
+from hullguard.vulndb.importer import SNAPSHOT_SOURCE, ArchiveError, import_path, snapshot_dir, snapshot_fingerprint
 from hullguard.vulndb.osv import Advisory, OSVError, normalize_name, parse, split_ecosystem
 from hullguard.vulndb.store import (
     ImportStats,
@@ -40,6 +40,7 @@ __all__ = [
     "parse",
     "resolve_url",
     "snapshot_dir",
+    "snapshot_fingerprint",
     "split_ecosystem",
 ]
 
@@ -62,6 +63,7 @@ def open_for_scan(db: str = "", *, quiet: bool = True) -> Store:
     if os.path.exists(path):
         store = open_store(path, create=False)
         if not store.is_empty():
+            _refresh_snapshot(store, quiet)
             return store
     else:
         try:
@@ -71,11 +73,28 @@ def open_for_scan(db: str = "", *, quiet: bool = True) -> Store:
     if not quiet:
         print(f"hullguard: no advisory database yet; loading the bundled snapshot into {store.url} "
               "(run 'hullguard db update' for current data)", file=sys.stderr)
+    fingerprint = snapshot_fingerprint()
     try:
-        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE)
+        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE, etag=fingerprint)
     except (OSError, StoreError):
         with contextlib.suppress(Exception):
             store.close()
         store = SQLiteStore(":memory:")
-        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE)
+        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE, etag=fingerprint)
     return store
+
+
+def _refresh_snapshot(store: Store, quiet: bool) -> None:
+    """Re-import the bundled snapshot into a cache database that holds nothing else, when the
+    snapshot shipped with this version differs from the one the cache was built from. Databases
+    with downloaded or imported data are never touched."""
+    if store.source_names() != [SNAPSHOT_SOURCE]:
+        return
+    state = store.source_state(SNAPSHOT_SOURCE)
+    fingerprint = snapshot_fingerprint()
+    if state is None or state.etag == fingerprint:
+        return
+    if not quiet:
+        print("hullguard: refreshing the bundled advisory snapshot in the cache database", file=sys.stderr)
+    with contextlib.suppress(OSError, StoreError):
+        import_path(store, snapshot_dir(), SNAPSHOT_SOURCE, etag=fingerprint)

@@ -161,17 +161,37 @@ def parse_docs(docs: Iterable[Doc], stats: ImportStats) -> Iterator[Advisory]:
 
 
 def import_path(store: Store, path: str, source: str = "", *, replace: bool = True,
-                limits: Limits | None = None) -> ImportStats:
+                limits: Limits | None = None, etag: str = "") -> ImportStats:
     """Import every record under ``path`` as ``source`` (default ``local:<absolute path>``).
 
-    Importing the same path again replaces what it brought the first time.
+    Importing the same path again replaces what it brought the first time. ``etag`` is kept
+    with the source so that a later run can tell whether ``path`` changed.
     """
     source = source or f"local:{os.path.abspath(path)}"
     stats = ImportStats(source=source)
     docs = iter_path(path, limits)
     with store.staged() as target:
-        target.replace_source(source, parse_docs(docs, stats), stats, url=os.path.abspath(path), replace=replace)
+        target.replace_source(source, parse_docs(docs, stats), stats, url=os.path.abspath(path), replace=replace,
+                              etag=etag)
     return stats
+
+
+def snapshot_fingerprint(path: str | None = None) -> str:
+    """A digest of the bundled snapshot's file names and contents: it changes when a release
+    adds or updates records, which is when a cache built from an older snapshot is refreshed."""
+    import hashlib
+
+    root = path or snapshot_dir()
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".json"):
+                full = os.path.join(dirpath, name)
+                h.update(os.path.relpath(full, root).encode() + b"\0")
+                with open(full, "rb") as fh:
+                    h.update(hashlib.sha256(fh.read()).digest())
+    return "sha256:" + h.hexdigest()
 
 
 SNAPSHOT_SOURCE = "snapshot"

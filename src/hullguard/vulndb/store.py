@@ -416,6 +416,9 @@ class Store:
         r = rows[0]
         return SourceState(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", r[5] or 0, r[6] or 0)
 
+    def source_names(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM sources ORDER BY name")]
+
     def meta(self) -> dict[str, str]:
         return {k: v for k, v in self._query("SELECT key, value FROM meta")}
 
