@@ -124,6 +124,10 @@ class Webhook:
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
+        # The decision is logged just after the response is sent; wait for it so tests can read it.
+        deadline = time.monotonic() + 5
+        while body["response"]["uid"] not in self.log.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.002)
         return body["response"]
 
     def records(self) -> list[dict[str, Any]]:
