@@ -143,6 +143,12 @@ def test_bad_inputs_exit_two_only_when_nothing_was_checked(tmp_path: Path, capsy
                  "--policy", str(tmp_path / "missing-policy.yaml"), "--policy", str(EXAMPLES)]) == 1
     out, err = capsys.readouterr()
     assert "missing-policy.yaml: no such policy file" in err and cel_findings(out)
+    # Every asked-for policy broken: an error, not a clean pass.
+    (tmp_path / "broken.yaml").write_text(BROKEN)
+    assert main(["config", str(tmp_path / "good.yaml"), "-q", "--exit-code", "1",
+                 "--policy", str(tmp_path / "broken.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "'broken'" in err and "no usable policy in --policy (1 error(s))" in err
 
 
 def test_policy_files_in_the_checked_folder_are_not_admitted_as_objects(tmp_path: Path,

@@ -108,7 +108,10 @@ def _cel_findings(paths: list[str], policy_paths: list[str], stdin_data: bytes |
 
     policies, errors = load_policies_lenient(policy_paths)
     if not policies:
-        return [], errors or ["no ValidatingAdmissionPolicy found in --policy"], []
+        # Asked-for policies that all failed must not read as a clean pass in CI.
+        for line in errors:
+            print(f"hullguard: error: {line}", file=sys.stderr)
+        raise HullguardError(f"no usable policy in --policy ({len(errors)} error(s))")
     scratch = ManifestResult()  # read errors were reported by the built-in checks already
     objs = []
     for f in _manifest_files(paths):
