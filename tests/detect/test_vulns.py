@@ -161,9 +161,14 @@ def test_os_owned_language_packages_are_skipped(store: Store) -> None:
 
 
 def test_bad_range_in_data_is_warned_not_fatal(store: Store) -> None:
-    _load(store, record("GHSA-bad", "PyPI", "foo", [{"introduced": "0"}, {"fixed": "n/a!!"}]))
-    rep = match(_result([_pkg("foo", "1.0", "pypi")]), store)
-    assert rep.findings == [] and any("GHSA-bad" in w for w in rep.warnings)
+    _load(store, record("GHSA-bad", "PyPI", "foo", [{"introduced": "0"}, {"fixed": "n/a!!"}]),
+          *(record(f"GHSA-bad{i}", "PyPI", "foo", [{"introduced": f"x{i}??"}]) for i in range(5)),
+          record("GHSA-good", "PyPI", "foo", fixed("2.0")))
+    rep = match(_result([_pkg("foo", "1.0", "pypi"), _pkg("foo", "1.1", "pypi")]), store)
+    # The good advisory still matches both packages; the bad ranges make one warning, not six or twelve.
+    assert sorted(f.rule_id for f in rep.findings) == ["GHSA-good", "GHSA-good"]
+    [warning] = rep.warnings
+    assert warning.startswith("6 PyPI advisories with unparsable versions") and "and 3 more" in warning
 
 
 def test_epss_kev_and_risk_order(store: Store) -> None:

@@ -413,7 +413,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
 
     texts = _Texts()
     hits: list[tuple[_Target, tuple[Any, ...], str]] = []
-    data_errors: dict[str, str] = {}
+    data_errors: dict[str, dict[str, str]] = {}  # base ecosystem -> advisory id -> first error
     for base, group in by_base.items():
         rows = store.lookup_raw(base, [n for t in group for n in t.names])
         index: dict[str, list[tuple[Any, ...]]] = {}
@@ -433,7 +433,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                     if c is None:
                         c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
                     if c.errors:
-                        data_errors.setdefault(adv_id, c.errors[0])
+                        data_errors.setdefault(base, {}).setdefault(adv_id, c.errors[0])
                     vk = (row[3], row[4], t.version)
                     res = verdicts.get(vk)
                     if res is None:
@@ -442,8 +442,13 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                         seen.add(adv_id)
                         hits.append((t, row, res.fix))
 
-    for adv_id, err in list(data_errors.items())[:20]:
-        report.warnings.append(f"advisory {adv_id}: a range was skipped: {err}")
+    for base, errors in data_errors.items():
+        # One warning per cause (unparsable versions in one ecosystem's data), naming a few examples.
+        shown = "; ".join(f"{adv_id}: {err}" for adv_id, err in list(errors.items())[:3])
+        more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+        noun = "advisory" if len(errors) == 1 else "advisories"
+        report.warnings.append(f"{len(errors)} {base} {noun} with unparsable versions in a range "
+                               f"(those ranges were skipped): {shown}{more}")
 
     advisories = {raw[0]: _prepare(raw, texts) for raw in store.advisories_raw({row[0] for _, row, _ in hits})}
     cves = {c for adv in advisories.values() for c in adv.cves}
