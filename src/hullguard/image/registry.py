@@ -165,6 +165,9 @@ def credentials_for(registry: str) -> Credentials | None:
     return None
 
 
+_SCHEME_SEEN: dict[str, str] = {}  # api host -> the scheme that last answered
+
+
 @functools.lru_cache(maxsize=1)
 def _tls_context() -> Any:
     """One verifying SSL context per process: building one loads the CA bundle (~50 ms), which a
@@ -192,6 +195,11 @@ class RegistryClient:
         host = ref.api_host.split(":")[0].strip("[]")
         loopback = host in ("localhost", "::1") or host.startswith("127.")
         self.schemes = ["http", "https"] if insecure else (["https", "http"] if loopback else ["https"])
+        known = _SCHEME_SEEN.get(ref.api_host)
+        if known in self.schemes:
+            # Try what worked last time first: a plain-HTTP registry otherwise costs a failed TLS
+            # attempt per client, which a webhook verifying every admitted image would pay each time.
+            self.schemes = [known] + [x for x in self.schemes if x != known]
         self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                                    verify=False if (insecure or loopback) else _tls_context(),
                                    follow_redirects=True,
@@ -228,6 +236,7 @@ class RegistryClient:
                 response.close()  # plain HTTP spoken to a TLS port
                 continue
             self.base = scheme
+            _SCHEME_SEEN[self.ref.api_host] = scheme
             return response
         raise SourceError(f"cannot connect to registry {self.ref.registry}: {_short(last_error)}")
 
