@@ -48,12 +48,7 @@ class Target:
 
 def open_target(reference: str, *, insecure: bool = False, timeout: float = 30.0,
                 username: str | None = None, password: str | None = None) -> Target:
-    try:
-        ref = Reference.parse(reference)
-    except HullguardError:
-        raise
-    except Exception as exc:  # a reference parser must never crash the caller
-        raise HullguardError(f"invalid image reference {reference!r}: {exc}") from None
+    ref = Reference.parse(reference)
     creds = Credentials(username or "", password or "") if (username or password) else None
     client = RegistryClient(ref, insecure=insecure, credentials=creds, timeout=timeout)
     try:
