@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import hashlib
 import io
 import ipaddress
 import json
@@ -75,6 +76,8 @@ class FakeBackend:
     errors: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     calls: list[tuple[str, str]] = field(default_factory=list)
+    any_tag: bool = True  # every tag exists (with a digest derived from its name) unless listed in errors
+    tags: dict[str, str] = field(default_factory=dict)
 
     def _enter(self, what: str, image: str) -> None:
         self.calls.append((what, image))
@@ -85,19 +88,25 @@ class FakeBackend:
 
     def resolve(self, reference: str, *, insecure: bool, timeout: float) -> str:
         self._enter("resolve", reference)
-        if reference not in self.digests:
+        if reference not in self.digests and not self.any_tag:
             raise HullguardError(f"registry: manifest not found: {reference}")
-        return self.digests[reference]
+        digest = self.digests.get(reference) or "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
+        self.tags[digest] = reference
+        return digest
+
+    def _tag(self, reference: str) -> str:
+        # The webhook verifies by digest; map it back to the tag the test configured.
+        return self.tags.get(reference.split("@", 1)[-1], reference)
 
     def verify_image(self, reference: str, keys: list[bytes], *, insecure: bool, timeout: float) -> VerifyOutcome:
         self._enter("verify", reference)
-        ok = self.signed.get(reference, False)
-        return VerifyOutcome(ok, self.digests.get(reference, ""), "1 valid signature" if ok else "no signatures found")
+        ok = self.signed.get(self._tag(reference), False)
+        return VerifyOutcome(ok, "", "1 valid signature" if ok else "no signatures found")
 
     def verify_attestation(self, reference: str, keys: list[bytes], predicate_type: str, *, insecure: bool,
                            timeout: float) -> VerifyOutcome:
         self._enter("attest", reference)
-        ok = self.attested.get((reference, predicate_type), False)
+        ok = self.attested.get((self._tag(reference), predicate_type), False)
         return VerifyOutcome(ok, "", "ok" if ok else "no attestations found")
 
     def scan(self, reference: str, *, insecure: bool, timeout: float, db: str) -> ScanResult:

@@ -188,13 +188,36 @@ class Dependencies:
     def resolve(self, image: str, insecure: bool, timeout: float) -> Future[Any]:
         return self.start(("digest", image), lambda: self.backend.resolve(image, insecure=insecure, timeout=timeout))
 
+    def _digest_of(self, image: str, insecure: bool, timeout: float) -> str:
+        digest = self.cached(("digest", image))
+        if not digest:
+            digest = self.backend.resolve(image, insecure=insecure, timeout=timeout)
+            self._store(("digest", image), digest, self.ttl)
+        return str(digest)
+
     def verify(self, image: str, keys: tuple[bytes, ...], predicate_type: str, insecure: bool,
                timeout: float) -> Future[Any]:
+        """Signatures belong to a digest: a tag is resolved first (1 round trip, cached), and the
+        verdict is cached by digest, so every tag and replica of one image shares it."""
+
         def call() -> VerifyOutcome:
+            from hullguard.image.registry import Reference
+
+            ref = Reference.parse(image)
+            digest = ref.digest or self._digest_of(image, insecure, timeout)
+            pinned = f"{ref.registry}/{ref.repository}@{digest}"
+            key = ("verified", pinned, keys, predicate_type)
+            hit = self.cached(key)
+            if hit is not None:
+                return hit
             if predicate_type:
-                return self.backend.verify_attestation(image, list(keys), predicate_type, insecure=insecure,
-                                                       timeout=timeout)
-            return self.backend.verify_image(image, list(keys), insecure=insecure, timeout=timeout)
+                outcome = self.backend.verify_attestation(pinned, list(keys), predicate_type, insecure=insecure,
+                                                          timeout=timeout)
+            else:
+                outcome = self.backend.verify_image(pinned, list(keys), insecure=insecure, timeout=timeout)
+            outcome.digest = outcome.digest or digest
+            self._store(key, outcome, self.ttl if outcome.verified else self.failure_ttl)
+            return outcome
 
         return self.start(("verify", image, keys, predicate_type), call, ok=lambda v: v.verified)
 
