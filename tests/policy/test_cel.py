@@ -463,3 +463,13 @@ def test_failing_variable_fails_only_the_validations_that_use_it(tmp_path: Path)
             f"  - expression: \"{extra}variables.bad == 1\"\n  - expression: \"false\"\n    message: plain\n")))
         got = run(p, pod())
         assert [v.error for v in got] == [True, False] and got[1].message == "plain"
+
+
+def test_oversized_policy_file_and_object_are_refused(tmp_path: Path) -> None:
+    big = write(tmp_path, vap("big") + "# " + "x" * (4 * 1024 * 1024) + "\n", "big.yaml")
+    policies, errors = load_policies_lenient([big, write(tmp_path, vap("small"), "small.yaml")])
+    assert [p.name for p in policies] == ["small"] and any("big.yaml: larger than" in e for e in errors)
+    huge = pod(containers=[{"name": f"c{i}", "image": "x" * 1000} for i in range(4000)])
+    (v,) = check_object(policies, huge)
+    assert v.error and "API server's limit" in v.message
+    assert check_object(policies, pod()) == []

@@ -169,9 +169,11 @@ def _all_rules(policy_paths: list[str] | None = None) -> list:
 
 
 def _rules_list(args: argparse.Namespace) -> int:
-    for rule in _all_rules(getattr(args, "policy", None)):
+    rules = _all_rules(getattr(args, "policy", None))
+    width = max([12, *(len(r.id) for r in rules)])
+    for rule in rules:
         ref = f"CIS {rule.cis}" if rule.cis else f"PSS {rule.pss}" if rule.pss else ""
-        print(f"{rule.id:<12} {rule.severity.name:<8} {rule.title}{'  [' + ref + ']' if ref else ''}")
+        print(f"{rule.id:<{width}} {rule.severity.name:<8} {rule.title}{'  [' + ref + ']' if ref else ''}")
     return 0
 
 

@@ -27,6 +27,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from hullguard.model import HullguardError, Severity
 
 __all__ = [
@@ -49,6 +51,9 @@ MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024
 MAX_LIST_ITEMS = 64
 MAX_EXPRESSION_CHARS = 10_000
 MAX_MESSAGE_CHARS = 1_000
+# The API server refuses requests over 3 MiB, and CEL work grows with the object (a policy may
+# compare every container with every other); a bigger manifest is an evaluation error instead.
+MAX_OBJECT_BYTES = 3 * 1024 * 1024
 SEVERITY_ANNOTATION = "hullguard.dev/severity"
 TITLE_ANNOTATION = "hullguard.dev/title"
 DESCRIPTION_ANNOTATION = "hullguard.dev/description"
@@ -921,12 +926,15 @@ class _Env:
             # The request usually carries the same object again: convert it once.
             for key, orig, plain in (("object", obj, plain_obj), ("oldObject", old_object, plain_old)):
                 req[key] = plain if req.get(key) is orig else _plain(req.get(key))
+            for o in (plain_obj, plain_old):
+                if o is not None and len(msgspec.json.encode(o)) > MAX_OBJECT_BYTES:
+                    raise ValueError(f"larger than {MAX_OBJECT_BYTES} bytes as JSON, the API server's limit")
             values = {"object": plain_obj, "oldObject": plain_old,
                       "request": {k: v if k in ("object", "oldObject") else _plain(v) for k, v in req.items()},
                       "namespaceObject": _plain(namespace_object), "authorizer": None}
             for name, value in values.items():
                 self.ctx.add_variable(name, value)
-        except (ValueError, TypeError, RecursionError, OverflowError) as exc:
+        except (ValueError, TypeError, RecursionError, OverflowError, msgspec.EncodeError) as exc:
             self.error = _one_line(f"object cannot be evaluated: {exc}", 200)
         # Fallbacks for when the resolver returns None (CEL null).
         self.ctx.add_variable("params", None)
