@@ -189,6 +189,9 @@ def test_resource_rules_operations_and_groups(tmp_path: Path) -> None:
     # Equivalent (the default) matches the same resource served by another group and version.
     old = {**dep, "apiVersion": "extensions/v1beta1"}
     assert matches(p, build_request(old))
+    kind_only = {"kind": {"group": "apps", "version": "v1", "kind": "Deployment"}, "operation": "CREATE",
+                 "namespace": "x", "object": dep}
+    assert matches(p, kind_only)
     exact = one(tmp_path, vap(rules=RULES_APPS).replace("  validations:", "    matchPolicy: Exact\n  validations:"))
     assert not matches(exact, build_request(old)) and matches(exact, build_request(dep))
 

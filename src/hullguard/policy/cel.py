@@ -795,6 +795,10 @@ def _resource_matches(allowed: Any, resource: str, sub: str) -> bool:
 
 def _rule_matches(rule: dict[str, Any], request: dict[str, Any], match_policy: str) -> bool:
     res = _d(request.get("resource"))
+    if not res.get("resource"):
+        # A hand-built request with only ``kind``: derive the resource as the API server would.
+        kind = _d(request.get("kind"))
+        res = {**kind, "resource": resource_for_kind(str(kind.get("kind", "")))}
     group, version, resource = str(res.get("group", "")), str(res.get("version", "")), str(res.get("resource", ""))
     sub = str(request.get("subResource") or "")
     if not _in(str(request.get("operation", "")), rule.get("operations") or ["*"]):
