@@ -420,24 +420,29 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         for row in rows:
             index.setdefault(row[2], []).append(row)
         compiled: dict[tuple[str | None, str | None], Compiled] = {}
+        bad: dict[tuple[str | None, str | None], str] = {}  # range texts with unparsable versions
         verdicts: dict[tuple[str | None, str | None, str], RangeResult] = {}
         for t in group:
             seen: set[str] = set()
+            release_ok = t.release_ok if t.is_os else None  # language data: only the unqualified release
+            version = t.version
             for name in t.names:
                 for row in index.get(normalize_name(base, name), ()):
                     adv_id = row[0]
-                    if adv_id in seen or not t.release_ok(row[1]):
+                    if adv_id in seen or (row[1] if release_ok is None else not release_ok(row[1])):
                         continue
-                    ck = (row[3], row[4])
-                    c = compiled.get(ck)
-                    if c is None:
-                        c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
-                    if c.errors:
-                        data_errors.setdefault(base, {}).setdefault(adv_id, c.errors[0])
-                    vk = (row[3], row[4], t.version)
+                    vk = (row[3], row[4], version)
                     res = verdicts.get(vk)
                     if res is None:
-                        res = verdicts[vk] = c.check(t.version, t.key)
+                        ck = (row[3], row[4])
+                        c = compiled.get(ck)
+                        if c is None:
+                            c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
+                            if c.errors:
+                                bad[ck] = c.errors[0]
+                        res = verdicts[vk] = c.check(version, t.key)
+                    if bad and (row[3], row[4]) in bad:
+                        data_errors.setdefault(base, {}).setdefault(adv_id, bad[(row[3], row[4])])
                     if res.affected:
                         seen.add(adv_id)
                         hits.append((t, row, res.fix))
