@@ -459,6 +459,33 @@ def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
           f"(x{peer_s / ours_s:.1f})")
 
 
+def image_overhead(rounds: int = 5) -> None:
+    """What --scanners misconfig adds to a scan of the Debian fixture image: CPU seconds of this
+    process, best of ``rounds`` (wall time on a shared machine swings more than the difference)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.builders import image as image_mod
+    from tests.builders import rootfs as rootfs_mod
+
+    from hullguard.scan import ScanOptions, scan_image
+
+    if not (rootfs_mod.cache_root() / f"rootfs-{rootfs_mod.recipe_key()}" / "recipe.json").is_file():
+        print("\nDebian fixture not built (run the integration tests once); image overhead skipped")
+        return
+    target = f"oci-dir:{image_mod.build_image().oci_dir}:1"
+    best: dict[bool, float] = {}
+    found = 0
+    for _ in range(rounds):
+        for misconfig in (False, True):
+            start = time.process_time()
+            result = scan_image(target, ScanOptions(use_cache=False, misconfig=misconfig))
+            best[misconfig] = min(best.get(misconfig, 1e9), time.process_time() - start)
+            if misconfig:
+                found = sum(1 for f in result.findings if f.kind == "misconfiguration")
+    print(f"\nDebian fixture image (3 layers, 69 MB gzip): scan {best[False]:.2f} CPU s, with misconfig "
+          f"{best[True]:.2f} CPU s ({100 * (best[True] - best[False]) / best[False]:+.1f}%, {found} findings; "
+          f"best of {rounds})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers-bin", default=None)
@@ -505,6 +532,7 @@ def main() -> None:
             peer_s = time.perf_counter() - start
             print(f"checkov:   same file in {peer_s:.2f} s (x{peer_s / ours_s:.1f} of hullguard)")
 
+        image_overhead()
         trivy = find_trivy(args.trivy, args.peers_bin)
         if trivy:
             run_trivy(trivy, Path(tmp), args.manifests if args.trivy_manifests is None else args.trivy_manifests)
