@@ -12,12 +12,13 @@ Prints throughput, p50/p90/p99/max and errors for each path, with the targets
 Needs docker-registry and skopeo for the signature and cold-path parts; without them the warm
 path runs the registry-free policies only and says so.
 
-Run: /work/venv/bin/python bench/admission.py [--rate 500] [--seconds 10] [--clients 8] [--cold 200]
+Run: /work/venv/bin/python bench/admission.py [--rate 500] [--seconds 10] [--clients 8] [--cold 100]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -204,12 +205,27 @@ def setup_registry(work: Path, cold: int) -> dict[str, Any] | None:
             push_image(reg, f"{layout}:latest", f"bench/app{i}:v1")
             sign_image(reg.ref(f"bench/app{i}:v1"), key, insecure=True)
             warm.append(reg.ref(f"bench/app{i}:v1"))
-            # Cold tags: the same signed manifest under fresh tags, so every one is a cache miss.
-            r = http.get(f"/v2/bench/app{i}/manifests/v1",
-                         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+            # Cold images: a distinct config per tag, so every tag has its own digest and its own
+            # signature, and no verdict can be shared between cold requests.
+            accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+            manifest = http.get(f"/v2/bench/app{i}/manifests/v1", headers=accept).json()
+            config = http.get(f"/v2/bench/app{i}/blobs/{manifest['config']['digest']}").json()
             for t in range(cold):
-                http.put(f"/v2/bench/app{i}/manifests/c{t}", content=r.content,
-                         headers={"Content-Type": r.headers["content-type"]}).raise_for_status()
+                config.setdefault("config", {})["Labels"] = {"bench.cold": f"{i}-{t}"}
+                blob = json.dumps(config).encode()
+                digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+                up = http.post(f"/v2/bench/app{i}/blobs/uploads/")
+                up.raise_for_status()
+                location = up.headers["location"]
+                sep = "&" if "?" in location else "?"
+                http.put(f"{location}{sep}digest={digest}", content=blob,
+                         headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+                manifest["config"] = {**manifest["config"], "digest": digest, "size": len(blob)}
+                http.put(f"/v2/bench/app{i}/manifests/c{t}", content=json.dumps(manifest).encode(),
+                         headers={"Content-Type": manifest.get("mediaType",
+                                                               "application/vnd.oci.image.manifest.v1+json")}
+                         ).raise_for_status()
+                sign_image(reg.ref(f"bench/app{i}:c{t}"), key, insecure=True)
     cold_refs = [[reg.ref(f"bench/app{i}:c{t}") for i in range(3)] for t in range(cold)]
     return {"registry": reg, "warm": warm, "cold": cold_refs}
 
@@ -219,7 +235,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--cold", type=int, default=200, help="cold-path requests (each with 3 unseen tags)")
+    ap.add_argument("--cold", type=int, default=100, help="cold-path requests (each with 3 unseen tags)")
     args = ap.parse_args()
     sys.setswitchinterval(0.0002)  # the client threads must not add GIL hand-off delays to what is measured
     from hullguard.admission.certs import generate

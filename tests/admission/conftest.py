@@ -86,28 +86,35 @@ class FakeBackend:
         if image in self.errors:
             raise HullguardError(self.errors[image])
 
-    def resolve(self, reference: str, *, insecure: bool, timeout: float) -> str:
-        self._enter("resolve", reference)
+    def _digest(self, reference: str) -> str:
+        if "@" in reference:
+            return reference.split("@", 1)[1]
         if reference not in self.digests and not self.any_tag:
             raise HullguardError(f"registry: manifest not found: {reference}")
         digest = self.digests.get(reference) or "sha256:" + hashlib.sha256(reference.encode()).hexdigest()
         self.tags[digest] = reference
         return digest
 
+    def resolve(self, reference: str, *, insecure: bool, timeout: float) -> str:
+        self._enter("resolve", reference)
+        return self._digest(reference)
+
     def _tag(self, reference: str) -> str:
-        # The webhook verifies by digest; map it back to the tag the test configured.
+        # A reference by digest maps back to the tag the test configured.
         return self.tags.get(reference.split("@", 1)[-1], reference)
 
     def verify_image(self, reference: str, keys: list[bytes], *, insecure: bool, timeout: float) -> VerifyOutcome:
         self._enter("verify", reference)
+        digest = self._digest(reference)
         ok = self.signed.get(self._tag(reference), False)
-        return VerifyOutcome(ok, "", "1 valid signature" if ok else "no signatures found")
+        return VerifyOutcome(ok, digest, "1 valid signature" if ok else "no signatures found")
 
     def verify_attestation(self, reference: str, keys: list[bytes], predicate_type: str, *, insecure: bool,
                            timeout: float) -> VerifyOutcome:
         self._enter("attest", reference)
+        digest = self._digest(reference)
         ok = self.attested.get((self._tag(reference), predicate_type), False)
-        return VerifyOutcome(ok, "", "ok" if ok else "no attestations found")
+        return VerifyOutcome(ok, digest, "ok" if ok else "no attestations found")
 
     def scan(self, reference: str, *, insecure: bool, timeout: float, db: str) -> ScanResult:
         self._enter("scan", reference)

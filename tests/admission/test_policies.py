@@ -370,13 +370,15 @@ policies:
     assert "1 high-or-higher fixable vulnerability: CVE-2024-0009" in resp["status"]["message"]
 
 
-def test_signature_verdict_is_shared_by_every_tag_of_a_digest(start_webhook, tmp_path) -> None:
+def test_signature_verdict_is_cached_by_digest(start_webhook, tmp_path) -> None:
     (tmp_path / "cosign.pub").write_bytes(PUB)
     backend = FakeBackend(digests={"registry.example/app:1": D1, "registry.example/app:stable": D1},
                           signed={"registry.example/app:1": True})
-    hook = start_webhook(KEYS_POLICY.format(fp="Fail"), backend)
+    hook = start_webhook(KEYS_POLICY.format(fp="Fail") + "  - {name: pin, type: mutateDigest}\n", backend)
     assert hook.post(review(pod("registry.example/app:1")))["allowed"] is True
-    assert hook.post(review(pod("registry.example/app:stable")))["allowed"] is True
+    # The same digest by reference, or by another tag once its digest is known (here from the
+    # mutating webhook), reuses the verdict without asking the registry for signatures again.
     assert hook.post(review(pod(f"registry.example/app@{D1}")))["allowed"] is True
-    # One signature check for the digest; the other tag only needed resolving.
-    assert [c for c in backend.calls if c[0] == "verify"] == [("verify", f"registry.example/app@{D1}")]
+    assert hook.post(review(pod("registry.example/app:stable")), "mutate")["allowed"] is True
+    assert hook.post(review(pod("registry.example/app:stable")))["allowed"] is True
+    assert [c for c in backend.calls if c[0] == "verify"] == [("verify", "registry.example/app:1")]

@@ -188,13 +188,6 @@ class Dependencies:
     def resolve(self, image: str, insecure: bool, timeout: float) -> Future[Any]:
         return self.start(("digest", image), lambda: self.backend.resolve(image, insecure=insecure, timeout=timeout))
 
-    def _digest_of(self, image: str, insecure: bool, timeout: float) -> str:
-        digest = self.cached(("digest", image))
-        if not digest:
-            digest = self.backend.resolve(image, insecure=insecure, timeout=timeout)
-            self._store(("digest", image), digest, self.ttl)
-        return str(digest)
-
     def verify(self, image: str, keys: tuple[bytes, ...], predicate_type: str, insecure: bool,
                timeout: float) -> Future[Any]:
         """Signatures belong to a digest: a tag is resolved first (1 round trip, cached), and the
@@ -204,19 +197,27 @@ class Dependencies:
             from hullguard.image.registry import Reference
 
             ref = Reference.parse(image)
-            digest = ref.digest or self._digest_of(image, insecure, timeout)
-            pinned = f"{ref.registry}/{ref.repository}@{digest}"
-            key = ("verified", pinned, keys, predicate_type)
-            hit = self.cached(key)
-            if hit is not None:
-                return hit
+            name = f"{ref.registry}/{ref.repository}"
+            digest = ref.digest or self.cached(("digest", image))
+            target = image
+            if digest:
+                hit = self.cached(("verified", f"{name}@{digest}", keys, predicate_type))
+                if hit is not None:
+                    return hit
+                target = f"{name}@{digest}"
+            # An unresolved tag goes to the verifier as it is: it resolves the digest itself, which
+            # saves a round trip on the cold path, and reports the digest it checked.
             if predicate_type:
-                outcome = self.backend.verify_attestation(pinned, list(keys), predicate_type, insecure=insecure,
+                outcome = self.backend.verify_attestation(target, list(keys), predicate_type, insecure=insecure,
                                                           timeout=timeout)
             else:
-                outcome = self.backend.verify_image(pinned, list(keys), insecure=insecure, timeout=timeout)
-            outcome.digest = outcome.digest or digest
-            self._store(key, outcome, self.ttl if outcome.verified else self.failure_ttl)
+                outcome = self.backend.verify_image(target, list(keys), insecure=insecure, timeout=timeout)
+            outcome.digest = outcome.digest or str(digest or "")
+            if outcome.digest:
+                ttl = self.ttl if outcome.verified else self.failure_ttl
+                self._store(("verified", f"{name}@{outcome.digest}", keys, predicate_type), outcome, ttl)
+                if not ref.digest:
+                    self._store(("digest", image), outcome.digest, self.ttl)
             return outcome
 
         return self.start(("verify", image, keys, predicate_type), call, ok=lambda v: v.verified)
