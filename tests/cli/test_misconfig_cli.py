@@ -134,3 +134,17 @@ def test_fs_without_misconfig_checks_nothing(tmp_path: Path, capsys: pytest.Capt
     root = _project(tmp_path / "proj")
     code, out, _ = _run(["fs", str(root), "--scanners", "none", "-f", "json", "--exit-code", "3"], capsys)
     assert code == 0 and json.loads(out).get("findings", []) == []
+
+
+def test_env_secret_is_masked_everywhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    value = "pr0d-db-pa55word-9f8e"
+    img = build_synth(
+        [[File("app/run", ELF, mode=0o755)]], fmt="oci", out=tmp_path / "img",
+        history=[f"RUN /bin/sh -c echo DB_PASSWORD={value} > /dev/null # buildkit"],
+        config={"Env": ["PATH=/usr/bin", f"DB_PASSWORD={value}"], "User": "app"},
+    )
+    for fmt in ("json", "table"):
+        code, out, _ = _run(["image", str(img.path), "-q", "--no-cache", "--scanners", "misconfig", "-f", fmt], capsys)
+        assert code == 0
+        assert "HG-IMG-006" in out and value not in out
+        assert "pr*" in out

@@ -212,6 +212,7 @@ def _detect(result, args: argparse.Namespace):
 def _misconfig_details(result, severities) -> None:
     """Name the build step behind each misconfiguration (after secrets in the history were masked),
     apply --severity, which the vulnerability filter leaves to each kind, and list the worst first."""
+    _mask_env_secrets(result)
     created_by = {layer.digest: layer.created_by for layer in result.layers}
     others, misconf = [], []
     for f in result.findings:
@@ -226,6 +227,35 @@ def _misconfig_details(result, severities) -> None:
         misconf.append(f)
     misconf.sort(key=lambda f: (-int(f.severity), f.rule_id, f.location.path if f.location else f.target))
     result.findings = [*others, *misconf]
+
+
+def _mask_env_secrets(result) -> None:
+    """A secret that HG-IMG-006 found in Env is masked in its finding; the report must not print it
+    in the config, the history (``ENV K=v`` is recorded there) or the layer list either."""
+    art = result.artifact
+    env = art.config.get("Env") if isinstance(art.config, dict) else None
+    if not isinstance(env, list):
+        return
+    values = set()
+    for f in result.findings:
+        index = f.details.get("index") if f.rule_id == "HG-IMG-006" else None
+        if isinstance(index, int) and 0 < index <= len(env) and isinstance(env[index - 1], str):
+            value = env[index - 1].partition("=")[2].strip().strip("\"'")
+            if len(value) >= 4:  # shorter values would mask unrelated text everywhere
+                values.add(value)
+    if not values:
+        return
+
+    def mask(text: str) -> str:
+        for value in sorted(values, key=len, reverse=True):
+            text = text.replace(value, value[:2] + "*" * max(0, min(len(value), 12) - 2))
+        return text
+
+    art.config = {**art.config, "Env": [mask(e) if isinstance(e, str) else e for e in env]}
+    art.history = [{**h, "created_by": mask(h["created_by"])} if isinstance(h.get("created_by"), str) else h
+                   for h in art.history]
+    for layer in result.layers:
+        layer.created_by = mask(layer.created_by)
 
 
 def _suppress(result, args: argparse.Namespace):
