@@ -239,3 +239,16 @@ def test_rules_are_registered_with_cis_sections() -> None:
     assert {get_rule(i).cis for i in ("HG-IMG-001", "HG-IMG-002", "HG-IMG-006", "HG-IMG-007")} == {
         "4.1", "4.8", "4.10", "4.6"}
     assert all(get_rule(i).remediation and get_rule(i).description for i in ids)
+
+
+def test_ssh_server_package_without_the_binary() -> None:
+    from hullguard.model import Location, Package
+
+    art = Artifact(name="x", type="oci-dir", config={"User": "app", "Healthcheck": {"Test": ["CMD", "true"]}})
+    pkg = Package(name="openssh-server", version="1:9.2p1-2", ecosystem="deb",
+                  locations=[Location(path="var/lib/dpkg/status", layer="sha256:" + "d" * 64)])
+    other = Package(name="openssh-server", version="9.6", ecosystem="pypi")  # not a distro package
+    [finding], _ = check_image(art, [], squash([]), [other, pkg])
+    assert finding.rule_id == "HG-IMG-009" and finding.location.layer == "sha256:" + "d" * 64
+    assert finding.details["package"] == "openssh-server"
+    assert check_image(art, [], squash([]), [other])[0] == []
