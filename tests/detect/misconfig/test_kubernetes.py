@@ -386,7 +386,7 @@ def test_rule_catalogue_is_complete():
 
     rules = all_rules()
     prefixes = {r.id.rsplit("-", 1)[0] for r in rules}
-    assert prefixes == {"HG-DF", "HG-K8S", "HG-PSS"}
+    assert prefixes == {"HG-DF", "HG-IMG", "HG-K8S", "HG-PSS"}
     assert len({r.id for r in rules}) == len(rules)
     assert get_rule("HG-PSS-002") is not None and get_rule("HG-PSS-002").pss == "baseline/hostNamespaces"
     assert get_rule("HG-K8S-025") is not None
