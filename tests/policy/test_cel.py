@@ -476,3 +476,24 @@ def test_oversized_policy_file_and_object_are_refused(tmp_path: Path) -> None:
     (v,) = check_object(policies, huge)
     assert v.error and "API server's limit" in v.message
     assert check_object(policies, pod()) == []
+
+
+@pytest.mark.parametrize(("expr", "holds"), [
+    ("cel.bind(names, object.spec.containers.map(c, c.name), size(names) == 1 && names[0] == 'c')", True),
+    ("cel.bind(a, 2, cel.bind(b, a * 3, b == 6))", True),
+    ("cel.bind(a, 2, a == 3)", False),
+    ("'cel.bind(x, 1, 2)'.startsWith('cel.bind')", True),
+])
+def test_cel_bind(tmp_path: Path, expr: str, holds: bool) -> None:
+    p = one(tmp_path, vap(validations=f'  - expression: "{expr}"\n'))
+    assert (run(p, pod()) == []) is holds
+
+
+def test_authorizer_policies_load_and_fail_by_failure_policy(tmp_path: Path) -> None:
+    expr = "authorizer.group('apps').resource('deployments').check('create').allowed()"
+    for failure, reported in (("Fail", 1), ("Ignore", 0)):
+        p = one(tmp_path, vap(extra_spec=f"  failurePolicy: {failure}\n", validations=f'  - expression: "{expr}"\n'))
+        got = run(p, pod())
+        assert len(got) == reported and all(v.error for v in got)
+        assert all(v.message.endswith("group(): authorizer checks need a Kubernetes API server; hullguard has none "
+                                      "(authorizer is null)") for v in got)

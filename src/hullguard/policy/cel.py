@@ -306,7 +306,18 @@ def _k8s_functions() -> dict[str, Callable[..., Any]]:
         "isCIDR": _is_cidr,
         "cidr": lambda s: str(ipaddress.ip_network(s, strict=False)),
         "containsIP": lambda net, addr: ipaddress.ip_address(addr) in ipaddress.ip_network(net, strict=False),
+        **dict.fromkeys(_AUTHORIZER_FUNCTIONS, _no_authorizer),
     }
+
+
+def _no_authorizer(*_args: Any) -> Any:
+    raise ValueError("authorizer checks need a Kubernetes API server; hullguard has none (authorizer is null)")
+
+
+# The authorizer library's member functions: known, so policies using them load, and failing
+# when run, so such validations follow the policy's failurePolicy.
+_AUTHORIZER_FUNCTIONS = ("path", "group", "resource", "subresource", "namespace", "name", "check", "allowed",
+                         "reason", "errored", "error", "serviceAccount")
 
 
 def _as_integer(q: Any) -> int:
@@ -333,6 +344,7 @@ _NATIVE = {
     "orValue", "hasValue", "value", "or",
 }
 _env_functions: dict[str, Callable[..., Any]] | None = None
+_quiet_engine_log: list[bool] = []
 
 
 def _functions() -> dict[str, Callable[..., Any]]:
@@ -358,6 +370,16 @@ def _known_names() -> set[str]:
 
 def _new_context() -> Any:
     import cel
+
+    if not _quiet_engine_log:
+        # The engine also logs every failing Python function at WARNING; with no handler that
+        # reaches stderr through logging's last resort. The error is reported per object already.
+        import logging
+
+        engine_log = logging.getLogger("cel")
+        engine_log.addHandler(logging.NullHandler())
+        engine_log.propagate = False
+        _quiet_engine_log.append(True)
 
     return cel.Context(functions=_functions())
 
@@ -386,7 +408,7 @@ def _compile(source: Any, where: str) -> _Expr:
     if len(source) > MAX_EXPRESSION_CHARS:
         raise ValueError(f"{where}: expression longer than {MAX_EXPRESSION_CHARS} characters ({shown!r})")
     try:
-        program = cel.compile(source)
+        program = cel.compile(_rewrite_bind(source))
     except (ValueError, RuntimeError, TypeError, OverflowError, RecursionError) as exc:
         raise ValueError(f"{where}: expression {shown!r} does not compile: {_compile_error(exc)}") from None
     known = _known_names()
@@ -455,6 +477,71 @@ def _variable_refs(src: str) -> list[tuple[int, int, str]]:
         else:
             i += 1
     return refs
+
+
+def _scan_args(src: str, i: int) -> tuple[list[str], int] | None:
+    """The top-level comma-separated arguments of the call whose '(' is at ``i``, and the index
+    after its ')'; None when unbalanced."""
+    args, depth, start, j = [], 0, i + 1, i + 1
+    while j < len(src):
+        ch = src[j]
+        if ch in "'\"":
+            j = _skip_string(src, j, raw=j > 0 and src[j - 1] in "rR")
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                args.append(src[start:j])
+                return args, j + 1
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args.append(src[start:j])
+            start = j + 1
+        j += 1
+    return None
+
+
+_BIND = re.compile(r"(?<![.\w])cel\s*\.\s*bind\s*\(")
+
+
+def _rewrite_bind(src: str, depth: int = 0) -> str:
+    """``cel.bind(x, init, body)`` (a Kubernetes CEL macro cel-rust lacks) as the comprehension
+    ``[init].map(x, body)[0]``, which binds x to init once in the same way."""
+    if "bind" not in src or depth > 20:
+        return src
+    out, last = [], 0
+    for m in _BIND.finditer(src):
+        if m.start() < last or _inside_string(src, m.start()):
+            continue
+        parsed = _scan_args(src, m.end() - 1)
+        if parsed is None or len(parsed[0]) != 3 or not _IDENT.fullmatch(parsed[0][0].strip()):
+            continue
+        (var, init, body), end = parsed
+        out.append(src[last:m.start()])
+        out.append(f"[{_rewrite_bind(init, depth + 1)}].map({var.strip()}, {_rewrite_bind(body, depth + 1)})[0]")
+        last = end
+    out.append(src[last:])
+    return "".join(out)
+
+
+def _inside_string(src: str, pos: int) -> bool:
+    i = 0
+    while i < pos:
+        ch = src[i]
+        if ch in "'\"":
+            end = _skip_string(src, i, raw=i > 0 and src[i - 1] in "rR")
+            if end > pos:
+                return True
+            i = end
+        elif src.startswith("//", i):
+            end = src.find("\n", i)
+            if end < 0 or end > pos:
+                return True
+            i = end
+        else:
+            i += 1
+    return False
 
 
 def _inline(src: str, texts: dict[str, str], declared: set[str], where: str) -> str:
@@ -602,7 +689,7 @@ def _inline_all(policy: CelPolicy, texts: dict[str, str], where: str) -> bool:
             programs.append(None)
             continue
         try:
-            program = cel.compile(text)
+            program = cel.compile(_rewrite_bind(text))
             ok = ok and "variables" not in program.variables()
         except (ValueError, RuntimeError, TypeError, OverflowError, RecursionError):
             program, ok = None, False
@@ -906,6 +993,10 @@ def _run(expr: _Expr, ctx: Any, inlined: bool = False) -> Any:
             RecursionError, MemoryError) as exc:
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         prefix = "no such key: " if isinstance(exc, KeyError) else ""
+        m = re.search(r"Function '([^']+)' error: Python function call failed: \w+: (.*)$", text, re.S)
+        if m:
+            detail = m.group(2).split(". Check function arguments")[0]
+            raise _EvalError(_one_line(f"{m.group(1)}(): {detail}", 200)) from None
         raise _EvalError(_one_line(f"{prefix}{text}".split(". ")[0], 200)) from None
 
 
