@@ -188,3 +188,27 @@ def test_cli_attest_and_verify_attestation(pushed, keypair, tmp_path, monkeypatc
     assert main(["attest", ref, "--key", str(priv), "--type", "cyclonedx", "--predicate", str(bad)]) == 2
     assert "not JSON" in capsys.readouterr().err
     assert main(["attest", ref, "--key", str(priv), "--type", "nope", "--predicate", str(note)]) == 2
+
+
+def test_image_attest_attaches_what_the_scan_saw(pushed, keypair, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    ref, digest = pushed()
+    priv, pub = keypair("alice")
+    monkeypatch.setenv("COSIGN_PASSWORD", "test-pass")
+    rc = main(["image", ref, "--insecure", "--scanners", "none", "-f", "json", "--attest", str(priv)])
+    assert rc == 0
+    captured = capsys.readouterr()
+    scanned = json.loads(captured.out)
+    assert "attested https://cyclonedx.org/bom" in captured.err
+    sbom = verify_attestation(ref, [pub], predicate_type="cyclonedx")
+    assert sbom.verified and sbom.digest == digest
+    [statement] = sbom.statements
+    assert statement["predicate"]["bomFormat"] == "CycloneDX"
+    vuln = verify_attestation(ref, [pub], predicate_type="vuln")
+    predicate = next(s["predicate"] for s in vuln.statements
+                     if s["predicateType"] == "https://cosign.sigstore.dev/attestation/vuln/v1")
+    assert predicate["scanner"]["result"]["artifact"]["manifest_digest"] == scanned["artifact"]["manifest_digest"]
+
+
+def test_image_attest_refuses_a_local_archive(tmp_path, keypair, images) -> None:  # type: ignore[no-untyped-def]
+    priv, _ = keypair("alice")
+    assert main(["image", f"oci-dir:{images[0]}", "--scanners", "none", "--attest", str(priv)]) == 2

@@ -103,6 +103,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     image.add_argument("--password", default=os.environ.get("HULLGUARD_PASSWORD", ""),
                        help="registry password or token (prefer HULLGUARD_PASSWORD)")
     image.add_argument("--timeout", type=float, default=30.0, help="registry timeout in seconds (default: 30)")
+    image.add_argument("--attest", metavar="KEY", default="",
+                       help="sign the CycloneDX SBOM and the scan result with this cosign-format key and attach "
+                       "them to the registry image as attestations (password from COSIGN_PASSWORD)")
     image.set_defaults(func=_image)
 
     fs = sub.add_parser("fs", help="scan a root filesystem or project directory",
@@ -286,6 +289,8 @@ def _suppress(result, args: argparse.Namespace):
 def _emit(result, args: argparse.Namespace) -> int:
     result = _suppress(_detect(result, args), args)
     write(render(result, args.format), args.output)
+    if getattr(args, "attest", ""):
+        _attest(result, args)
     if result.warnings and not args.quiet:
         shown = result.warnings[:5]
         for w in shown:
@@ -298,10 +303,32 @@ def _emit(result, args: argparse.Namespace) -> int:
     return 0
 
 
+def _attest(result, args: argparse.Namespace) -> None:
+    """Attach what this scan saw to the very manifest it scanned: by digest, never the tag again."""
+    import json
+
+    from hullguard.supply.attest import attach_scan_attestations
+
+    art = result.artifact
+    if art.type != "registry" or not art.manifest_digest:
+        raise HullguardError("--attest needs a registry image (the attestations are stored beside it)")
+    from hullguard.image.registry import Reference
+
+    ref = Reference.parse(args.target)
+    reference = f"{ref.registry}/{ref.repository}@{art.manifest_digest}"
+    sbom_doc = json.loads(render(result, "cyclonedx"))
+    scan_doc = json.loads(render(result, "json"))
+    for line in attach_scan_attestations(reference, sbom_doc, scan_doc, args.attest, insecure=args.insecure):
+        if not args.quiet:
+            print(f"hullguard: attested {line}", file=sys.stderr)
+
+
 def _image(args: argparse.Namespace) -> int:
     from hullguard.scan import scan_image
 
     check_output_path(args.output)
+    if args.attest and not os.path.isfile(args.attest):
+        raise HullguardError(f"--attest key {args.attest} not found")
     opts = _options(args)
     with _Progress(args.quiet) as progress:
         opts.progress = progress
