@@ -7,7 +7,9 @@ Every mistake is reported as a HullguardError naming the policy and the field, s
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +26,17 @@ PSS_LABEL = "pod-security.kubernetes.io/"
 MAX_POLICY_FILE = 4 * 1024 * 1024
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+
+
 def glob_match(patterns: list[str], text: str) -> bool:
-    return any(fnmatch.fnmatchcase(text, p) for p in patterns)
+    """fnmatch semantics ('*' also matches '/'), one compiled regex per pattern list: this runs
+    for every policy and container of every request."""
+    if not patterns:
+        return False
+    return _compiled(tuple(patterns)).match(text) is not None
 
 
 @dataclass

@@ -101,6 +101,19 @@ class RealBackend:
                 close()
 
 
+class _Done:
+    """A finished Future without the Condition and lock a real one carries: the warm path asks
+    for cached values many times per request."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.value
+
+
 class Dependencies:
     """TTL cache + single flight + deadlines around a Backend."""
 
@@ -144,9 +157,7 @@ class Dependencies:
             entry = self._cache.get(key)
             if entry and entry[0] > time.monotonic():
                 self.hits += 1
-                fut: Future[Any] = Future()
-                fut.set_result(entry[1])
-                return fut
+                return _Done(entry[1])  # type: ignore[return-value]
             running = self._inflight.get(key)
             if running is not None:
                 return running
@@ -165,7 +176,7 @@ class Dependencies:
                 self._store(key, value, self.ttl if ok(value) else self.failure_ttl)
                 return value
 
-            fut = executor.submit(run)
+            fut: Future[Any] = executor.submit(run)
             self._inflight[key] = fut
         fut.add_done_callback(lambda _f: self._forget(key, _f))
         return fut
