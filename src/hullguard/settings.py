@@ -98,6 +98,12 @@ def load_settings(path: str | None) -> Settings:
         settings.secrets = _secret_settings(section, path)
         settings.warnings += [f"{path}: secrets: unknown key {k!r} (ignored)" for k in section
                               if k not in SECRETS_KEYS]
+        if settings.secrets is not None:
+            from hullguard.detect.secrets.rules import RULES
+
+            known = {r.id for r in RULES}
+            settings.warnings += [f"{path}: secrets.allow: no secret rule {r!r} (see 'hullguard rules list')"
+                                  for r in sorted(settings.secrets.allow.rules - known)]
     return settings
 
 

@@ -157,6 +157,21 @@ def test_bad_values_are_one_line_errors_exit_two(tmp_path: Path, capsys: pytest.
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_help_still_works_with_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hullguard.yaml").write_text("config: {exit-code: lots}\n")
+    with pytest.raises(SystemExit) as info:
+        main(["config", "--help"])
+    assert info.value.code == 0
+    out, err = capsys.readouterr()
+    assert "--policy" in out and "warning" in err and "config.exit-code" in err
+
+
+def test_unknown_allow_rule_is_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hullguard.yaml").write_text("secrets: {allow: [{rule: HG-SECRET-9999}]}\n")
+    assert config_exit() == 0
+    assert "secrets.allow: no secret rule 'HG-SECRET-9999'" in capsys.readouterr().err
+
+
 def test_empty_file_is_fine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "hullguard.yaml").write_text("# nothing yet\n")
     assert config_exit("--exit-code", "1") == 1

@@ -67,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _load_settings(parser, argv)
     except HullguardError as exc:
-        print(f"hullguard: error: {_one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        if not {"-h", "--help", "--version"} & set(argv):
+            print(f"hullguard: error: {_one_line(str(exc))}", file=sys.stderr)
+            return exc.exit_code
+        # A broken settings file must not hide the help that explains how to fix it.
+        print(f"hullguard: warning: {_one_line(str(exc))}", file=sys.stderr)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
