@@ -237,6 +237,9 @@ def test_allow_list_covers_image_config_and_is_not_defeated_by_the_layer_cache(
     assert paths() == {"app/.env", "image-config:Env"}  # fills the layer cache
     (tmp_path / "hullguard.yaml").write_text("secrets:\n  allow:\n  - path: /app/.env\n  - regex: GITHUB_TOKEN\n")
     assert paths() == set()
+    # Allowed means not reported, never printed in clear: the config in the report stays masked.
+    assert main(cmd) == 0
+    assert GITHUB not in capsys.readouterr().out
     (tmp_path / "hullguard.yaml").unlink()
     assert paths() == {"app/.env", "image-config:Env"}
 

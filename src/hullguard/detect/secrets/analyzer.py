@@ -22,6 +22,7 @@ from hullguard.detect.secrets.engine import (
     default_settings,
     evidence,
     mask,
+    redaction_engine,
     should_skip_path,
 )
 from hullguard.inventory.base import Analyzer, FileInfo
@@ -153,7 +154,7 @@ def scan_image_config(
 def redact_text(text: str, where: str, engine: Engine | None = None) -> str:
     """``text`` with every secret the engine finds in it masked (for config strings that a report
     would otherwise print verbatim)."""
-    engine = engine or default_engine()
+    engine = engine or redaction_engine()
     data = text.encode("utf-8", "replace")
     matches = engine.scan(data, f"image-config:{where}") if data else []
     for m in sorted(matches, key=lambda m: m.secret_start, reverse=True):
@@ -166,7 +167,7 @@ def redact_image_config(config: dict[str, Any], history: list[dict[str, Any]],
                         engine: Engine | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Copies of the config and history with secrets masked: the secret findings mask their
     evidence, and the report must not print the same values elsewhere."""
-    engine = engine or default_engine()
+    engine = engine or redaction_engine()
     config = dict(config)
     if isinstance(config.get("Env"), list):
         config["Env"] = [redact_text(e, "Env", engine) if isinstance(e, str) else e for e in config["Env"]]

@@ -683,6 +683,17 @@ def default_settings() -> DefaultSettings:
     return _settings
 
 
+def redaction_engine() -> Engine:
+    """The shared engine without the allow-list: an allowed secret is not reported, but the
+    report must still not print it in clear (image config, history)."""
+    engine = default_engine()
+    if not engine.allow:
+        return engine
+    bare = copy.copy(engine)
+    bare.allow = AllowList()
+    return bare
+
+
 def default_engine(use_hyperscan: bool | None = None) -> Engine:
     """A shared engine over all enabled rules (compiled once per process)."""
     key = _hs is not None if use_hyperscan is None else use_hyperscan
