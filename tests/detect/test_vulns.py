@@ -340,3 +340,11 @@ def test_not_checked_packages_reach_the_summary(store: Store) -> None:
     assert any("no advisory source for ecosystem 'swift'" in x["reason"] for x in skipped)
     # One warning per cause, not per package.
     assert len([w for w in out.warnings if "not checked" in w]) == 2
+
+
+def test_summary_survives_findings_without_package_details() -> None:
+    fs = [Finding(kind="vulnerability", rule_id="X-1", fix="2.0", details={"package": "not a dict"}),
+          Finding(kind="vulnerability", rule_id="X-2", fix="3.0")]
+    s = summary(fs, {LAYER: "base"})
+    assert s["total"] == 2 and [u["fixes"] for u in s["upgrades"]] == [2]
+    assert [g["layer"] for g in s["by_layer"]] == ["base", "application", ""]

@@ -666,10 +666,11 @@ def _upgrades(fs: list[Finding], roles: dict[str, str]) -> list[dict[str, Any]]:
     for f in fs:
         if not f.fix:
             continue
-        pkg = f.details.get("package", {})
+        pkg = f.details.get("package")
+        pkg = pkg if isinstance(pkg, dict) else {}  # findings read back from foreign JSON may lack it
         layer = f.location.layer if f.location else ""
         role = roles.get(layer, "")
-        key = (role, pkg.get("ecosystem", ""), pkg.get("name", ""), pkg.get("version", ""))
+        key = (role, str(pkg.get("ecosystem", "")), str(pkg.get("name", "")), str(pkg.get("version", "")))
         entry = upgrades.get(key)
         if entry is None:
             entry = upgrades[key] = {"package": key[2], "ecosystem": key[1], "installed": key[3], "to": f.fix,
