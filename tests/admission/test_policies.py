@@ -55,7 +55,8 @@ def test_disallow_latest(start_webhook) -> None:
     for image in ("nginx", "nginx:latest", "registry.example:5000/app", "registry.example:5000/app:latest"):
         resp = hook.post(review(pod(image)))
         assert resp["allowed"] is False, image
-        assert f"image {image} (containers[c0]) uses the mutable tag" in resp["status"]["message"]
+        what = 'uses the mutable tag "latest"' if image.endswith(":latest") else 'has no tag, which means "latest"'
+        assert f"image {image} (containers[c0]) {what}; use a versioned tag" in resp["status"]["message"]
     for image in ("nginx:1.27", f"nginx:latest@{D1}", f"nginx@{D1}", "registry.example:5000/app:v2"):
         assert hook.post(review(pod(image)))["allowed"] is True, image
 
@@ -243,7 +244,7 @@ policies:
 """)
     resp = hook.post(review(pod("nginx:latest")))
     assert resp["allowed"] is True
-    assert resp["warnings"] == ["[no-latest] image nginx:latest (containers[c0]) uses the mutable tag:latest; "
+    assert resp["warnings"] == ['[no-latest] image nginx:latest (containers[c0]) uses the mutable tag "latest"; '
                                 "use a versioned tag or pin it by digest"]
     rec = hook.decisions()[-1]
     results = {r["policy"]: r for r in rec["policies"]}

@@ -162,6 +162,9 @@ class Engine:
         for p in config.policies:
             if p.type == "cel":
                 p.cel_policies = self.cel.load_policies(p.cel_files)
+        # Import what the first request would otherwise pay for (tens of ms) while the server starts.
+        from hullguard.detect.misconfig import pss  # noqa: F401
+        from hullguard.image import registry  # noqa: F401
 
     @property
     def cel(self) -> Any:
@@ -285,9 +288,9 @@ class Engine:
             out = []
             for i in good:
                 if not i.digest and i.tag == "latest":
-                    written = ":latest" if i.text.rsplit("/", 1)[-1].find(":") >= 0 else " (no tag means :latest)"
-                    out.append(f"image {i.text} ({i.container.where}) uses the mutable tag{written}; "
-                               "use a versioned tag or pin it by digest")
+                    what = 'uses the mutable tag "latest"' if ":" in i.text.rsplit("/", 1)[-1] \
+                        else 'has no tag, which means "latest"'
+                    out.append(f"image {i.text} ({i.container.where}) {what}; use a versioned tag or pin it by digest")
             return bad + out, []
         if p.type == "requireDigest":
             return bad + [self._digest_message(i) for i in good if not i.digest], []
