@@ -270,6 +270,7 @@ def test_variables_see_earlier_variables_and_all_environment_names(tmp_path: Pat
         validations=(
         "  - expression: \"variables.count == 1 && variables.names[0] == 'c'\"\n"
         "  - expression: \"request.operation == 'CREATE' && request.userInfo.username == 'hullguard'\"\n"
+        "  - expression: \"!('object' in request) && !('uid' in request) && request.kind.kind == 'Pod'\"\n"
         "  - expression: \"oldObject == null && authorizer == null && params == null\"\n"
         "  - expression: \"namespaceObject.metadata.name == 'shop'\"\n")))
     assert run(p, pod(), namespace_object={"metadata": {"name": "shop"}}) == []

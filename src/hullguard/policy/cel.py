@@ -1017,15 +1017,14 @@ class _Env:
         self.ctx = _new_context()
         try:
             plain_obj, plain_old = _plain(obj), _plain(old_object)
-            req = dict(request) if isinstance(request, dict) else {}
-            # The request usually carries the same object again: convert it once.
-            for key, orig, plain in (("object", obj, plain_obj), ("oldObject", old_object, plain_old)):
-                req[key] = plain if req.get(key) is orig else _plain(req.get(key))
             for o in (plain_obj, plain_old):
                 if o is not None and len(msgspec.json.encode(o)) > MAX_OBJECT_BYTES:
                     raise ValueError(f"larger than {MAX_OBJECT_BYTES} bytes as JSON, the API server's limit")
-            values = {"object": plain_obj, "oldObject": plain_old,
-                      "request": {k: v if k in ("object", "oldObject") else _plain(v) for k, v in req.items()},
+            # As in Kubernetes, `request` leaves out uid, object and oldObject (those are variables
+            # of their own), which also spares converting the object twice.
+            req = {k: _plain(v) for k, v in (request if isinstance(request, dict) else {}).items()
+                   if k not in ("uid", "object", "oldObject")}
+            values = {"object": plain_obj, "oldObject": plain_old, "request": req,
                       "namespaceObject": _plain(namespace_object), "authorizer": None}
             for name, value in values.items():
                 self.ctx.add_variable(name, value)
