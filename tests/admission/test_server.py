@@ -303,3 +303,35 @@ def test_serve_command_end_to_end(tmp_path) -> None:
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert events[0]["event"] == "listening" and events[0]["policies"] == ["no-latest"]
     assert events[1]["event"] == "admission" and events[1]["allowed"] is False
+
+
+def _raw_exchange(hook, payload: bytes) -> bytes:
+    ctx = ssl.create_default_context(cafile=str(hook.ca))
+    with socket.create_connection(("127.0.0.1", hook.server.port), timeout=10) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        s.sendall(payload)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        return out
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    (b"GARBAGE\r\n\r\n", b"400"),
+    (b"GET /healthz HTTP/2.0\r\n\r\n", b"505"),
+    (b"GET /healthz HTTP/1.1\r\nno-colon-here\r\n\r\n", b"400"),
+    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n", b"431"),
+    (b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 10000 + b"\r\n\r\n", b"431"),
+])
+def test_malformed_http_is_refused_and_the_connection_closed(start_webhook, payload: bytes, status: bytes) -> None:
+    hook = start_webhook()
+    answer = _raw_exchange(hook, payload)
+    assert answer.split(b" ", 2)[1] == status
+    assert hook.client.get(f"{hook.url}/healthz").status_code == 200
+
+
+def test_http10_and_header_case(start_webhook) -> None:
+    hook = start_webhook()
+    body = json.dumps(review(pod("nginx:1"))).encode()
+    answer = _raw_exchange(hook, b"POST /validate HTTP/1.0\r\ncontent-LENGTH: %d\r\n\r\n" % len(body) + body)
+    assert answer.startswith(b"HTTP/1.0 200") and b'"allowed":true' in answer

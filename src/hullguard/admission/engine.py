@@ -394,8 +394,8 @@ class Engine:
                 continue
             # The same template arrives again and again (every replica, every rollout): cache the
             # verdict by the template's content.
-            fingerprint = fingerprint or hashlib.sha256(
-                json.dumps(template, sort_keys=True, separators=(",", ":"), default=str).encode()).digest()
+            # repr keeps the JSON key order, so a reordered template is only a cache miss, never a wrong hit.
+            fingerprint = fingerprint or hashlib.sha256(repr(template).encode()).digest()
             key = (fingerprint, level, version)
             text = self._pss_cache.get(key)
             if text is None:
