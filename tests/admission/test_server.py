@@ -334,4 +334,4 @@ def test_http10_and_header_case(start_webhook) -> None:
     hook = start_webhook()
     body = json.dumps(review(pod("nginx:1"))).encode()
     answer = _raw_exchange(hook, b"POST /validate HTTP/1.0\r\ncontent-LENGTH: %d\r\n\r\n" % len(body) + body)
-    assert answer.startswith(b"HTTP/1.0 200") and b'"allowed":true' in answer
+    assert answer.split(b" ", 2)[1] == b"200" and b'"allowed":true' in answer
