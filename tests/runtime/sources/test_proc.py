@@ -98,6 +98,14 @@ def test_shell_spawned_by_shell_parent(collector: Collector, procs: list[subproc
     alerts = alerts_for(engine, hits)
     assert [a.rule for a in alerts] == ["Shell spawned by shell"]
     assert alerts[0].output_fields["proc.aname[2]"] == ev["_anc"][1]
+    # Each shell forks before running sleep; those forks have not exec'd and are no execve
+    # events: exactly the two shells are reported.
+    for _ in range(5):
+        collector.src.poll()
+        time.sleep(0.02)
+    marked = {e["proc.pid"] for e in collector.events if e["evt.type"] == "execve" and e["proc.name"] == "sh"
+              and marker in (e.get("proc.cmdline") or "")}
+    assert marked == {outer, ev["proc.pid"]}
     # The outer shell itself (parent: this Python process) does not match.
     outer_ev = [e for e in collector.events if e.get("proc.pid") == outer and e["evt.type"] == "execve"]
     assert outer_ev and not alerts_for(engine, outer_ev)

@@ -153,7 +153,8 @@ class ProcSource:
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
         self.procs: dict[int, ProcInfo] = {}
         self._watched: dict[int, dict[int, str]] = {}  # pid -> fd -> link target already reported
-        self._pending_sockets: dict[tuple[int, int], int] = {}  # (pid, fd) -> polls left to classify
+        self._pending_sockets: dict[tuple[int, int], int] = {}
+        self._forks: set[int] = set()  # forked children that have not exec'd yet  # (pid, fd) -> polls left to classify
         self._containers: dict[int, tuple[CgroupInfo | None, dict[str, Any]]] = {}
         self._meta_cache: dict[str, dict[str, Any]] = {}
         self._user = _UserNames()
@@ -185,7 +186,7 @@ class ProcSource:
         self.docker.close()
 
     def stats(self) -> dict[str, int]:
-        return dict(self.counts, processes=len(self.procs), watched=len(self._watched))
+        return dict(self.counts, processes=len(self.procs), watched=len(self._watched), forks=len(self._forks))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -213,12 +214,12 @@ class ProcSource:
         # unwatched processes are re-read only on every sweep_every-th round, to notice an
         # in-place exec or a reused pid; new and watched processes are read every round.
         sweep = self.counts["polls"] % self.sweep_every == 1 or self.sweep_every == 1
-        procs, watched = self.procs, self._watched
+        procs, watched, forks = self.procs, self._watched, self._forks
         for name in names:
             if not name.isdigit():
                 continue
             pid = int(name)
-            if not sweep and pid in procs and pid not in watched:
+            if not sweep and pid in procs and pid not in watched and pid not in forks:
                 alive.add(pid)
                 continue
             raw = _read(f"{self.root}/{pid}/stat", 4096)
@@ -232,7 +233,7 @@ class ProcSource:
             old = self.procs.get(pid)
             if old is not None and old.start == start:
                 # Same process: did it exec something else? exe/cmdline differ after execve.
-                if old.comm == comm and pid not in watched:
+                if old.comm == comm and pid not in watched and pid not in forks:
                     continue
                 exe = _readlink(f"{self.root}/{pid}/exe")
                 cmd = self._cmdline(pid)
@@ -241,7 +242,9 @@ class ProcSource:
                     continue
                 info = ProcInfo(pid, ppid, start, comm, tty, exe, cmd, now)
                 self.procs[pid] = info
-                fresh.append((info, True))
+                # A fork that now exec'd is a new program, not a re-exec of a known one.
+                fresh.append((info, pid not in forks))
+                forks.discard(pid)
                 continue
             info = ProcInfo(pid, ppid, start, comm, tty, _readlink(f"{self.root}/{pid}/exe"), self._cmdline(pid), now)
             self.procs[pid] = info
@@ -256,6 +259,13 @@ class ProcSource:
         for info, reexec in fresh:
             if not emit_events or info.pid == self.self_pid:
                 continue
+            parent = procs.get(info.ppid)
+            if not reexec and parent is not None and parent.comm == info.comm and parent.exe == info.exe \
+                    and parent.cmdline == info.cmdline:
+                # fork() without exec yet (a shell about to run a command, a worker process):
+                # Falco reports no execve for it. Re-checked every round until it execs.
+                forks.add(info.pid)
+                continue
             if self.watch_fds and info.pid not in self._watched:
                 if len(self._watched) < MAX_WATCHED:
                     self._watched[info.pid] = {}
@@ -266,10 +276,11 @@ class ProcSource:
         if emit_events and self.watch_fds:
             for pid in list(self._watched):
                 if pid in alive:
-                    self._scan_fds(pid, report=True)
+                    self._scan_fds(pid, report=True, full=sweep)
 
     def _forget(self, pid: int) -> None:
         self._watched.pop(pid, None)
+        self._forks.discard(pid)
         self._containers.pop(pid, None)
         for key in [k for k in self._pending_sockets if k[0] == pid]:
             del self._pending_sockets[key]
@@ -389,22 +400,29 @@ class ProcSource:
             return set()
         return {t for fd in fds[:MAX_FDS_PER_PROC] if (t := _readlink(f"{self.root}/{pid}/fd/{fd}")) is not None}
 
-    def _scan_fds(self, pid: int, *, report: bool, inherited: set[str] | None = None) -> None:
+    def _scan_fds(self, pid: int, *, report: bool, inherited: set[str] | None = None, full: bool = True) -> None:
         """Report fds not seen before. At a process's first sight, fds its parent also holds
         (stdio, pipes) came with the fork and are not reported; anything else was opened before
-        we looked — e.g. a shell redirect set up just before exec — and is reported."""
+        we looked — e.g. a shell redirect set up just before exec — and is reported.
+
+        Between full rounds only fd numbers absent last round are resolved: a closed fd leaves
+        the listing, so its number coming back is seen as new. A dup2() over a live fd number
+        is caught by the next full round."""
         seen = self._watched.get(pid)
         if seen is None:
             return
         try:
-            fds = os.listdir(f"{self.root}/{pid}/fd")
+            fds = [int(n) for n in os.listdir(f"{self.root}/{pid}/fd")[:MAX_FDS_PER_PROC] if n.isdigit()]
         except OSError:
             return
+        if len(seen) > len(fds):
+            current = set(fds)
+            for gone in [fd for fd in seen if fd not in current]:
+                del seen[gone]
         tables: dict[str, dict[int, tuple[str, int, str, int, str]]] | None = None
-        for name in fds[:MAX_FDS_PER_PROC]:
-            if not name.isdigit():
+        for fd in fds:
+            if not full and fd in seen:
                 continue
-            fd = int(name)
             target = _readlink(f"{self.root}/{pid}/fd/{fd}")
             if target is None or seen.get(fd) == target:
                 continue
@@ -423,8 +441,6 @@ class ProcSource:
             seen[fd] = target
             if report and target.startswith("/"):
                 self._file_event(pid, fd, target)
-        if len(seen) > MAX_FDS_PER_PROC:
-            seen.clear()
 
     def _file_event(self, pid: int, fd: int, path: str) -> None:
         raw = _read(f"{self.root}/{pid}/fdinfo/{fd}", 4096)
