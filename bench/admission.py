@@ -158,21 +158,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(work: Path, policy: str, cert: str, key: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(work: Path, policy: str, cert: str, key: str, ca: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `admission serve` on a free port; ready when /healthz answers over TLS with our CA (a
+    bare TCP connect could reach another process that took the port first on a shared machine)."""
     (work / "policy.yaml").write_text(policy)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hullguard.cli.main", "admission", "serve", "--host", "127.0.0.1",
-                             "--port", str(port), "--cert", cert, "--key", key, "--policy", str(work / "policy.yaml"),
-                             "--log-file", str(work / "decisions.log")],
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
+    for _attempt in range(5):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "hullguard.cli.main", "admission", "serve", "--host",
+                                 "127.0.0.1", "--port", str(port), "--cert", cert, "--key", key,
+                                 "--policy", str(work / "policy.yaml"), "--log-file", str(work / "decisions.log")],
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl.create_default_context(cafile=ca),
+                                                timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    c.close()
+                    return proc, port
+            except (OSError, http.client.HTTPException):
+                time.sleep(0.1)
+        stop(proc)
     raise SystemExit("webhook did not start")
 
 
@@ -270,7 +277,7 @@ policies:
             print("docker-registry/skopeo not found: warm path without signature and scan policies; no cold path")
             images = ["registry.example/a:1", "registry.example/b:2", "registry.example/c:3"]
         ok = True
-        proc, port = start_server(work, policy, tls.cert, tls.key)
+        proc, port = start_server(work, policy, tls.cert, tls.key, tls.ca)
         try:
             c = Client(port, tls.ca)
             first = c.post(review(images))
@@ -295,7 +302,7 @@ policies:
             # The cold path measures what its target names: signatures fetched from the registry. Every
             # pod names 3 tags never seen before, so all 3 signature checks go to the registry.
             cold_policy = policy.split("  - {name: vulns")[0]
-            proc, port = start_server(work, cold_policy, tls.cert, tls.key)
+            proc, port = start_server(work, cold_policy, tls.cert, tls.key, tls.ca)
             try:
                 Client(port, tls.ca).post(review(images))  # the server's own first-call costs
                 bodies = [review(refs) for refs in reg["cold"]]
