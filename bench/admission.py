@@ -12,7 +12,8 @@ Prints throughput, p50/p90/p99/max and errors for each path, with the targets
 Needs docker-registry and skopeo for the signature and cold-path parts; without them the warm
 path runs the registry-free policies only and says so.
 
-Run: /work/venv/bin/python bench/admission.py [--rate 500] [--seconds 10] [--clients 8] [--cold 100]
+Run: /work/venv/bin/python bench/admission.py [--rate 500] [--seconds 10] [--clients 8]
+         [--cold 100] [--cold-clients 1] [--cold-rate 10]
 """
 
 from __future__ import annotations
@@ -243,6 +244,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--cold", type=int, default=100, help="cold-path requests (each with 3 unseen tags)")
+    ap.add_argument("--cold-clients", type=int, default=1, help="concurrent cold-path clients (default 1)")
+    ap.add_argument("--cold-rate", type=float, default=10.0, help="cold-path requests/s (default 10)")
     args = ap.parse_args()
     sys.setswitchinterval(0.0002)  # the client threads must not add GIL hand-off delays to what is measured
     from hullguard.admission.certs import generate
@@ -306,9 +309,9 @@ policies:
             try:
                 Client(port, tls.ca).post(review(images))  # the server's own first-call costs
                 bodies = [review(refs) for refs in reg["cold"]]
-                cold = drive(port, tls.ca, bodies, 20.0, 2, True)
-                ok &= report("cold path (3 signatures fetched from the local registry per request)", cold,
-                             COLD_TARGET_MS, None)
+                cold = drive(port, tls.ca, bodies, args.cold_rate, args.cold_clients, True)
+                ok &= report(f"cold path (3 signatures fetched from the local registry per request; "
+                             f"{args.cold_clients} client(s) at {args.cold_rate:g} req/s)", cold, COLD_TARGET_MS, None)
             finally:
                 stop(proc)
                 reg["registry"].stop()
