@@ -87,7 +87,13 @@ def main() -> int:
     parser.add_argument("--db", type=Path, help="keep the built database here; when it exists already, skip the "
                         "import and measure matching only (for profiling runs)")
     parser.add_argument("--profile", action="store_true", help="print the top cProfile entries of one matching run")
+    parser.add_argument("--compare-rev", metavar="REV", help="also time the matcher of this git revision (e.g. the "
+                        "commit before a change) on the same database and packages, in a child process, and print "
+                        "the ratio and whether both found the same findings")
+    parser.add_argument("--matcher-src", type=Path, help=argparse.SUPPRESS)  # the child side of --compare-rev
     args = parser.parse_args()
+    if args.matcher_src:
+        return peer(args)
     with tempfile.TemporaryDirectory(prefix="hg-vulndb-") as work:
         db = args.db or Path(work) / "bench.db"
         reuse = db.exists()
@@ -132,6 +138,8 @@ def main() -> int:
               "(other processes inflate wall time)")
         print(f"matching rate: {len(result.packages) / seconds:,.0f} packages/s, "
               f"{len(report.findings) / seconds:,.0f} findings/s")
+        if args.compare_rev:
+            compare(args, db, seconds, report.findings)
         if args.profile:
             import cProfile
             import pstats
@@ -141,6 +149,54 @@ def main() -> int:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         store.close()
     return 0
+
+
+def fingerprint(findings: list) -> str:
+    import hashlib
+
+    rows = sorted(json.dumps([f.target, f.rule_id, f.fix, int(f.severity), f.title, f.details], sort_keys=True)
+                  for f in findings)
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16]
+
+
+def peer(args: argparse.Namespace) -> int:
+    """Time the matcher found under --matcher-src (another revision's src/) on the same packages."""
+    result = scan_result(replicate(args.advisories, None) if args.archive is None else [], args.packages)
+    for name in [m for m in sys.modules if m == "hullguard" or m.startswith("hullguard.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(args.matcher_src))
+    from hullguard.detect.vulns import match as peer_match
+    from hullguard.vulndb.store import SQLiteStore as PeerStore
+
+    store = PeerStore(str(args.db), create=False)
+    peer_match(result, store)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        report = peer_match(result, store)
+        runs.append(time.perf_counter() - t0)
+    print(f"PEER {statistics.median(runs):.6f} {len(report.findings)} {fingerprint(report.findings)}")
+    return 0
+
+
+def compare(args: argparse.Namespace, db: Path, seconds: float, findings: list) -> None:
+    import subprocess
+
+    with tempfile.TemporaryDirectory(prefix="hg-peer-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.compare_rev, "src"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        cmd = [sys.executable, __file__, "--db", str(db), "--advisories", str(args.advisories),
+               "--packages", str(args.packages), "--matcher-src", str(Path(tmp) / "src")]
+        if args.archive:
+            cmd += ["--archive", str(args.archive)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("PEER "))
+    _, peer_seconds, peer_count, peer_print = line.split()
+    same = peer_print == fingerprint(findings)
+    print(f"peer {args.compare_rev}: matching in {float(peer_seconds):.3f}s (median of 3), {peer_count} findings; "
+          f"this tree is {float(peer_seconds) / seconds:.1f}x faster; findings "
+          f"{'identical' if same else 'DIFFER'}")
 
 
 if __name__ == "__main__":
