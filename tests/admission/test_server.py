@@ -335,3 +335,24 @@ def test_http10_and_header_case(start_webhook) -> None:
     body = json.dumps(review(pod("nginx:1"))).encode()
     answer = _raw_exchange(hook, b"POST /validate HTTP/1.0\r\ncontent-LENGTH: %d\r\n\r\n" % len(body) + body)
     assert answer.split(b" ", 2)[1] == b"200" and b'"allowed":true' in answer
+
+
+def test_deeply_nested_json_is_400(start_webhook) -> None:
+    hook = start_webhook("policies: [{name: pss, type: podSecurity}]")
+    deep = b"[" * 200_000 + b"]" * 200_000
+    r = hook.client.post(f"{hook.url}/validate", content=deep)
+    assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
+    # Deep but parseable nesting inside a container: judged or refused, never a dropped connection.
+    nested = '{"x":' * 900 + "1" + "}" * 900
+    text = json.dumps(review(pod("nginx:1"))).replace('"image": "nginx:1"', f'"image": "nginx:1", "deep": {nested}')
+    r = hook.client.post(f"{hook.url}/validate", content=text.encode())
+    assert r.status_code == 200 and r.json()["response"]["allowed"] is True
+    assert hook.client.get(f"{hook.url}/healthz").status_code == 200
+
+
+def test_warnings_are_single_printable_lines(start_webhook) -> None:
+    hook = start_webhook("policies: [{name: trusted, type: allowedRegistries, registries: [a.example], mode: warn}]")
+    resp = hook.post(review(pod("evil.example/x:1\u0007\nsecond-line")))
+    assert resp["allowed"] is True
+    for w in resp["warnings"]:
+        assert "\n" not in w and w.isprintable() and len(w) <= 480

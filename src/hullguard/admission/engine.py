@@ -148,8 +148,9 @@ def _image(c: Container) -> _Image:
     return _Image(c, c.image, f"{ref.registry}/{ref.repository}", ref.tag, ref.digest)
 
 
-def _first_line(text: str) -> str:
-    return " ".join(str(text).split())[:400]
+def _first_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return "".join(c if c.isprintable() else "?" for c in flat)[:limit]
 
 
 class Engine:
@@ -248,7 +249,8 @@ class Engine:
         else:
             d.reason = "all policies passed" if not d.warnings else "admitted with warnings"
             d.message = d.reason
-        d.warnings = [w[:MAX_WARNING_LEN] for w in d.warnings[:MAX_WARNINGS]]
+        # Warnings travel as HTTP Warning headers to the client: one line each, printable, bounded.
+        d.warnings = [_first_line(w, MAX_WARNING_LEN) for w in d.warnings[:MAX_WARNINGS]]
         return d
 
     def _prefetch(self, p: Policy, images: list[_Image]) -> None:

@@ -294,11 +294,17 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError) as exc:
             self._bad(endpoint, start, 400, f"malformed AdmissionReview: not JSON ({exc})")
             return
+        except RecursionError:
+            self._bad(endpoint, start, 400, "malformed AdmissionReview: JSON nested too deeply")
+            return
         engine = self.server.engine
         try:
             decision = engine.review(body, endpoint)
         except BadReview as exc:
             self._bad(endpoint, start, 400, f"malformed AdmissionReview: {exc}")
+            return
+        except RecursionError:
+            self._bad(endpoint, start, 400, "malformed AdmissionReview: object nested too deeply")
             return
         except Exception as exc:
             # A bug must not be mistaken for a decision: 500 lets the API server apply its failurePolicy.
