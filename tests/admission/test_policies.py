@@ -383,3 +383,14 @@ def test_signature_verdict_is_cached_by_digest(start_webhook, tmp_path) -> None:
     assert hook.post(review(pod("registry.example/app:stable")), "mutate")["allowed"] is True
     assert hook.post(review(pod("registry.example/app:stable")))["allowed"] is True
     assert [c for c in backend.calls if c[0] == "verify"] == [("verify", "registry.example/app:1")]
+
+
+def test_registry_calls_in_flight_are_bounded(start_webhook, tmp_path) -> None:
+    (tmp_path / "cosign.pub").write_bytes(PUB)
+    backend = FakeBackend(delay=1.0)
+    hook = start_webhook(KEYS_POLICY.format(fp="Fail"), backend)
+    hook.server.engine.deps.max_inflight = 2
+    resp = hook.post(review(pod(*[f"registry.example/app{i}:1" for i in range(5)])))
+    assert resp["allowed"] is False
+    assert "registry calls already in flight" in resp["status"]["message"]
+    assert len(backend.calls) <= 2  # never more calls started than the bound

@@ -118,11 +118,13 @@ class Dependencies:
     """TTL cache + single flight + deadlines around a Backend."""
 
     def __init__(self, backend: Backend | None = None, *, ttl: float = 300.0, failure_ttl: float = 30.0,
-                 max_entries: int = 10_000, workers: int = 16, scan_workers: int = 2) -> None:
+                 max_entries: int = 10_000, workers: int = 16, scan_workers: int = 2,
+                 max_inflight: int = 512) -> None:
         self.backend: Backend = backend or RealBackend()
         self.ttl = ttl
         self.failure_ttl = failure_ttl
         self.max_entries = max_entries
+        self.max_inflight = max_inflight
         self._cache: OrderedDict[tuple[Any, ...], tuple[float, Any]] = OrderedDict()
         self._inflight: dict[tuple[Any, ...], Future[Any]] = {}
         self._lock = threading.Lock()
@@ -161,6 +163,9 @@ class Dependencies:
             running = self._inflight.get(key)
             if running is not None:
                 return running
+            if len(self._inflight) >= self.max_inflight:
+                # A flood of distinct images must not queue registry calls without bound.
+                raise DependencyError(f"{len(self._inflight)} registry calls already in flight; try again")
             self.misses += 1
             executor = self._scan_pool if pool == "scan" else self._pool
 

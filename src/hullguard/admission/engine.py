@@ -211,7 +211,10 @@ class Engine:
             mine = [i for i in images if not (glob_match(skip, i.text) or glob_match(skip, i.normalized))
                     and p.applies_to_image(i.text, i.normalized)]
             todo.append((p, mine))
-            self._prefetch(p, mine)
+            try:
+                self._prefetch(p, mine)
+            except DependencyError:
+                pass  # the policy meets the same error when it asks again, and its failurePolicy decides
         for p, mine in todo:
             res = PolicyResult(p.name, p.type, p.mode, "pass")
             deadline = start + p.timeout

@@ -92,6 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise HullguardError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
 
     def stop(_sig: int, _frame: object) -> None:
+        server.ready = False  # /readyz fails first, so endpoints drop this pod while it finishes
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
