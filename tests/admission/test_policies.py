@@ -394,3 +394,19 @@ def test_registry_calls_in_flight_are_bounded(start_webhook, tmp_path) -> None:
     assert resp["allowed"] is False
     assert "registry calls already in flight" in resp["status"]["message"]
     assert len(backend.calls) <= 2  # never more calls started than the bound
+
+
+def test_mutate_in_warn_and_audit_mode_only_reports(start_webhook) -> None:
+    backend = FakeBackend(digests={"registry.example/app:1": D1})
+    hook = start_webhook("""
+policies:
+  - {name: pin-warn, type: mutateDigest, mode: warn, kinds: [Pod]}
+  - {name: pin-audit, type: mutateDigest, mode: audit, kinds: [Deployment]}
+""", backend)
+    resp = hook.post(review(pod("registry.example/app:1")), "mutate")
+    assert resp["allowed"] is True and "patch" not in resp
+    assert resp["warnings"] == [f"[pin-warn] image registry.example/app:1 (containers[c0]) would be pinned to {D1}"]
+    resp = hook.post(review(workload("Deployment", pod("registry.example/app:1"))), "mutate")
+    assert resp["allowed"] is True and "patch" not in resp and "warnings" not in resp
+    rec = hook.decisions()[-1]
+    assert rec["policies"][0]["mode"] == "audit" and "would be pinned" in rec["policies"][0]["messages"][0]

@@ -330,8 +330,9 @@ class Engine:
                 d.patch.append({"op": "replace", "path": i.container.pointer, "value": f"{i.text}@{digest}"})
             else:
                 notes.append(f"image {i.text} ({i.container.where}) would be pinned to {digest}")
-        # In warn mode the notes are warnings; in audit mode they only reach the log.
-        return [], notes if p.mode == "warn" else []
+        # Outside enforce mode nothing is patched: what would have been pinned becomes a warning
+        # (warn) or a line in the decision log (audit), through the same path as any finding.
+        return notes, []
 
     def _signatures(self, p: Policy, images: list[_Image], deadline: float) -> list[str]:
         keys = tuple(p.keys)
