@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from tests.admission.conftest import FakeBackend, apply_patch, pod, review, workload
 
 from hullguard.model import Artifact, Finding, ScanResult, Severity
@@ -127,7 +129,8 @@ policies:
     failurePolicy: {fp}
     timeoutSeconds: 0.5
 """
-PUB = b"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
+PUB = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def test_signature_policy(start_webhook, tmp_path) -> None:

@@ -235,6 +235,7 @@ def _selector(data: Any, where: str) -> Selector | None:
 
 def _read_key(text: str, base: str, where: str) -> tuple[str, bytes]:
     if "-----BEGIN" in text:
+        _check_public_key(text.encode(), f"{where}: inline key")
         return "inline key", text.encode()
     path = text if os.path.isabs(text) else os.path.join(base, text)
     try:
@@ -242,9 +243,20 @@ def _read_key(text: str, base: str, where: str) -> tuple[str, bytes]:
             data = f.read(65536)
     except OSError as exc:
         raise HullguardError(f"{where}: cannot read public key {text}: {exc.strerror}") from None
-    if b"-----BEGIN PUBLIC KEY-----" not in data:
-        raise HullguardError(f"{where}: {text} is not a PEM public key")
+    _check_public_key(data, f"{where}: {text}")
     return text, data
+
+
+def _check_public_key(pem: bytes, where: str) -> None:
+    """Refuse a key that cannot be parsed now, rather than failing every admission request later."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    if b"-----BEGIN PUBLIC KEY-----" not in pem:
+        raise HullguardError(f"{where} is not a PEM public key")
+    try:
+        load_pem_public_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise HullguardError(f"{where} is not a usable public key: {exc}") from None
 
 
 def _policy(data: Any, index: int, base: str, defaults: dict[str, Any]) -> Policy:
