@@ -129,6 +129,8 @@ def test_health_ready_and_metrics(start_webhook) -> None:
     assert counts == sorted(counts)  # cumulative
     assert 'hullguard_admission_request_duration_seconds_count{endpoint="validate"} 4' in text
     assert "hullguard_admission_in_flight_requests 0" in text
+    assert 'hullguard_admission_cache_lookups_total{outcome="hit"} 0' in text
+    assert "hullguard_admission_dependency_calls_in_flight 0" in text
     hook.server.ready = False
     assert hook.client.get(f"{hook.url}/readyz").status_code == 503
 
@@ -359,3 +361,24 @@ def test_warnings_are_single_printable_lines(start_webhook) -> None:
     assert resp["allowed"] is True
     for w in resp["warnings"]:
         assert "\n" not in w and w.isprintable() and len(w) <= 480
+
+
+def test_policy_file_reloaded_when_it_changes(start_webhook, tmp_path) -> None:
+    from hullguard.admission.server import PolicyReloader
+
+    hook = start_webhook("policies: [{name: no-latest, type: disallowLatest}]")
+    path = tmp_path / "live.yaml"
+    path.write_text("policies: [{name: no-latest, type: disallowLatest}]\n")
+    reloader = PolicyReloader(str(path), hook.server)
+    assert reloader.check() is False  # unchanged
+    assert hook.post(review(pod("nginx:latest")))["allowed"] is False
+    path.write_text("policies: [{name: no-latest, type: disallowLatest, mode: warn}]\n# edited\n")
+    assert reloader.check() is True
+    resp = hook.post(review(pod("nginx:latest")))
+    assert resp["allowed"] is True and resp["warnings"]
+    # A broken edit keeps the policies in force and says why.
+    path.write_text("policies: [{name: x, type: nonsense}]\n")
+    assert reloader.check() is False
+    assert hook.post(review(pod("nginx:latest")))["allowed"] is True
+    events = [r for r in hook.records() if r.get("event") == "keeping the previous policies"]
+    assert events and "nonsense" in events[0]["error"]

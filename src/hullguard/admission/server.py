@@ -150,6 +150,18 @@ class WebhookServer(ThreadingHTTPServer):
             return  # clients that hang up or fail the handshake are normal on a network
         self.event("internal error handling a connection", error=f"{type(exc).__name__}: {exc}")
 
+    def cache_metrics(self) -> bytes:
+        deps = self.engine.deps
+        return (
+            "# HELP hullguard_admission_cache_lookups_total Digest, signature and scan lookups by outcome.\n"
+            "# TYPE hullguard_admission_cache_lookups_total counter\n"
+            f'hullguard_admission_cache_lookups_total{{outcome="hit"}} {deps.hits}\n'
+            f'hullguard_admission_cache_lookups_total{{outcome="miss"}} {deps.misses}\n'
+            "# HELP hullguard_admission_dependency_calls_in_flight Registry calls and scans running now.\n"
+            "# TYPE hullguard_admission_dependency_calls_in_flight gauge\n"
+            f"hullguard_admission_dependency_calls_in_flight {len(deps._inflight)}\n"
+        ).encode()
+
     @property
     def port(self) -> int:
         return int(self.server_address[1])
@@ -240,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             ok = self.server.ready
             self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain")
         elif path == "/metrics":
-            self._send(200, self.server.metrics.render(), CONTENT_TYPE)
+            self._send(200, self.server.metrics.render() + self.server.cache_metrics(), CONTENT_TYPE)
         else:
             self._error(404, f"no such endpoint {path}; use /validate, /mutate, /healthz, /readyz or /metrics")
 
@@ -353,3 +365,56 @@ def serve(server: WebhookServer) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.5)
     server.server_close()
+
+
+class PolicyReloader:
+    """Re-reads the policy file when it changes (a mounted ConfigMap is updated in place) and swaps
+    the server's engine; the dependency cache is kept. A file that no longer loads is refused with
+    a log event and the previous policies stay in force."""
+
+    def __init__(self, path: str, server: WebhookServer, interval: float = 2.0) -> None:
+        self.path = path
+        self.server = server
+        self.interval = interval
+        self._stamp = self._stat()
+        self._stop = threading.Event()
+        self.reloads = 0
+
+    def _stat(self) -> tuple[Any, ...]:
+        try:
+            st = os.stat(self.path)
+            return st.st_mtime_ns, st.st_size, st.st_ino
+        except OSError:
+            return (None, None, None)
+
+    def check(self) -> bool:
+        from hullguard.admission.config import load_config
+
+        stamp = self._stat()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        old = self.server.engine
+        try:
+            config = load_config(self.path)
+            deps = old.deps
+            deps.ttl, deps.failure_ttl, deps.max_entries = config.cache_ttl, config.failure_ttl, config.cache_entries
+            engine = Engine(config, deps, cel=old._cel)
+        except HullguardError as exc:
+            self.server.event("keeping the previous policies", error=str(exc), policy_file=self.path)
+            return False
+        self.server.engine = engine
+        self.reloads += 1
+        self.server.event("policies reloaded", policies=[p.name for p in config.policies], policy_file=self.path)
+        return True
+
+    def start(self) -> PolicyReloader:
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self.check()
+
+        threading.Thread(target=loop, daemon=True, name="hg-policy-reload").start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Serve admission.k8s.io/v1 AdmissionReview on /validate and /mutate, plus "
                         "/healthz, /readyz and /metrics. Decisions are logged as JSON lines.")
     s.add_argument("--policy", default=os.environ.get("HULLGUARD_ADMISSION_POLICY", ""),
-                   help="policy YAML file (see docs/admission.md); without one every request is admitted")
+                   help="policy YAML file (see docs/admission.md), reloaded when it changes; without one every "
+                   "request is admitted")
     s.add_argument("--cert", required=True, help="PEM serving certificate (chain); reloaded when it changes")
     s.add_argument("--key", required=True, help="PEM private key of the certificate; reloaded when it changes")
     s.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
@@ -72,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from hullguard.admission.config import AdmissionConfig, load_config
     from hullguard.admission.engine import Engine
-    from hullguard.admission.server import DecisionLog, TLSFiles, WebhookServer, serve
+    from hullguard.admission.server import DecisionLog, PolicyReloader, TLSFiles, WebhookServer, serve
 
     if not 0 <= args.port < 65536:
         raise HullguardError(f"--port {args.port} is not a TCP port")
@@ -96,10 +97,13 @@ def _serve(args: argparse.Namespace) -> int:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+    reloader = PolicyReloader(args.policy, server).start() if args.policy else None
     server.event("listening", address=f"{args.host}:{server.port}", policies=[p.name for p in config.policies],
                  policy_file=config.source)
     serve(server)
-    engine.deps.close()
+    if reloader:
+        reloader.stop()
+    server.engine.deps.close()
     return 0
 
 
