@@ -12,6 +12,7 @@ from hullguard.detect.vulns import (
     result_summary,
     sort_by_risk,
     summary,
+    upgrade_label,
 )
 from hullguard.model import Artifact, Finding, Layer, Location, OSInfo, Package, ScanResult, Severity
 from hullguard.vulndb.osv import parse
@@ -348,3 +349,18 @@ def test_summary_survives_findings_without_package_details() -> None:
     s = summary(fs, {LAYER: "base"})
     assert s["total"] == 2 and [u["fixes"] for u in s["upgrades"]] == [2]
     assert [g["layer"] for g in s["by_layer"]] == ["base", "application", ""]
+
+
+def test_binaries_of_one_source_are_one_upgrade(store: Store) -> None:
+    _load(store,
+          record("DSA-5532-1", "Debian:12", "openssl", fixed("3.0.11-1~deb12u2")),
+          record("DSA-5600-1", "Debian:12", "openssl", fixed("3.0.13-1~deb12u1")))
+    pkgs = [_pkg("libssl3", "3.0.11-1~deb12u1", "deb", source_name="openssl"),
+            _pkg("openssl", "3.0.11-1~deb12u1", "deb", source_name="openssl")]
+    result = _result(pkgs, DEBIAN12)
+    rep = match(result, store)
+    assert len(rep.findings) == 4  # two advisories, two binaries
+    [up] = summary(rep.findings)["upgrades"]
+    assert (up["package"], up["packages"], up["to"], up["fixes"]) == \
+        ("openssl", ["libssl3", "openssl"], "3.0.13-1~deb12u1", 2)
+    assert upgrade_label(up) == "openssl (libssl3, openssl)"

@@ -662,6 +662,8 @@ def base_image_name(result: ScanResult) -> str:
 
 
 def _upgrades(fs: list[Finding], roles: dict[str, str]) -> list[dict[str, Any]]:
+    # Distro binaries built from one source (libssl3 and openssl, libc6 and libc-bin) are upgraded
+    # together, so they form one line that counts each advisory once.
     upgrades: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for f in fs:
         if not f.fix:
@@ -670,17 +672,33 @@ def _upgrades(fs: list[Finding], roles: dict[str, str]) -> list[dict[str, Any]]:
         pkg = pkg if isinstance(pkg, dict) else {}  # findings read back from foreign JSON may lack it
         layer = f.location.layer if f.location else ""
         role = roles.get(layer, "")
-        key = (role, str(pkg.get("ecosystem", "")), str(pkg.get("name", "")), str(pkg.get("version", "")))
+        name = str(pkg.get("name", ""))
+        source = str(pkg.get("source_name", "") or name)
+        key = (role, str(pkg.get("ecosystem", "")), source, str(pkg.get("version", "")))
         entry = upgrades.get(key)
         if entry is None:
-            entry = upgrades[key] = {"package": key[2], "ecosystem": key[1], "installed": key[3], "to": f.fix,
+            entry = upgrades[key] = {"package": source, "ecosystem": key[1], "installed": key[3], "to": f.fix,
                                      "fixes": 0, "ids": []}
             if role:
                 entry["layer"] = role
-        entry["fixes"] += 1
-        entry["ids"].append(f.rule_id)
+        if source != name or "packages" in entry:
+            binaries = entry.setdefault("packages", [])
+            if name not in binaries:
+                binaries.append(name)
+                binaries.sort()
+        if f.rule_id not in entry["ids"]:
+            entry["ids"].append(f.rule_id)
+            entry["fixes"] += 1
         entry["to"] = _max_fix(key[1], entry["to"], f.fix)
     return sorted(upgrades.values(), key=lambda u: (-u["fixes"], u["package"], u["installed"]))
+
+
+def upgrade_label(upgrade: dict[str, Any]) -> str:
+    """``openssl (libssl3, openssl)`` for a source package, else the package name."""
+    binaries = upgrade.get("packages") or []
+    if binaries and binaries != [upgrade.get("package")]:
+        return f"{upgrade.get('package', '')} ({', '.join(str(b) for b in binaries)})"
+    return str(upgrade.get("package", ""))
 
 
 def _counts(fs: list[Finding]) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import html
 
-from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, sort_by_risk, summary
+from hullguard.detect.vulns import (
+    ROLE_TITLES,
+    base_image_name,
+    layer_roles,
+    not_checked,
+    sort_by_risk,
+    summary,
+    upgrade_label,
+)
 from hullguard.model import Finding, ScanResult, Severity
 from hullguard.report.markdown import package_of
 
@@ -147,7 +155,7 @@ def render(result: ScanResult) -> bytes:
                 out.append(f'<h3 class="layer">{_e(name)}: {group["total"]} vulnerabilities, '
                            f'{group["fixable"]} fixable</h3>')
             out.append("<ul>")
-            out.extend(f"<li>upgrade {_e(up['package'])} {_e(up['installed'])} &rarr; <b>{_e(up['to'])}</b> "
+            out.extend(f"<li>upgrade {_e(upgrade_label(up))} {_e(up['installed'])} &rarr; <b>{_e(up['to'])}</b> "
                        f"(fixes {up['fixes']})</li>" for up in ups)
             if group and group["total"] and not ups:
                 out.append("<li>no fixed versions published yet</li>")

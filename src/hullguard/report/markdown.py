@@ -8,7 +8,15 @@ images and must not break the table or inject markup into the comment.
 
 from __future__ import annotations
 
-from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, sort_by_risk, summary
+from hullguard.detect.vulns import (
+    ROLE_TITLES,
+    base_image_name,
+    layer_roles,
+    not_checked,
+    sort_by_risk,
+    summary,
+    upgrade_label,
+)
 from hullguard.model import Finding, ScanResult
 
 TOP = 15
@@ -124,7 +132,7 @@ def render(result: ScanResult) -> bytes:
                 out.append("")
             for up in ups[:10]:
                 n = up["fixes"]
-                out.append(f"- upgrade {escape(up['package'])} {escape(up['installed'])} → **{escape(up['to'])}** "
+                out.append(f"- upgrade {escape(upgrade_label(up))} {escape(up['installed'])} → **{escape(up['to'])}** "
                            f"(fixes {n} vulnerabilit{'y' if n == 1 else 'ies'})")
             if len(ups) > 10:
                 out.append(f"- … and {len(ups) - 10} more packages with fixes")

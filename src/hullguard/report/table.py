@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, summary
+from hullguard.detect.vulns import ROLE_TITLES, base_image_name, layer_roles, not_checked, summary, upgrade_label
 from hullguard.model import Finding, ScanResult
 
 
@@ -53,7 +53,7 @@ def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int], roles: d
             out.append(f"  {name}: {group['total']} vulnerabilities, {group['fixable']} fixable")
         indent = "    " if group else "  "
         for up in ups[:10]:
-            out.append(f"{indent}upgrade {up['package']} {up['installed']} to {up['to']}: fixes {up['fixes']}")
+            out.append(f"{indent}upgrade {upgrade_label(up)} {up['installed']} to {up['to']}: fixes {up['fixes']}")
         if len(ups) > 10:
             out.append(f"{indent}... and {len(ups) - 10} more packages with fixes")
     out.append("")
