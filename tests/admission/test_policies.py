@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -413,3 +414,28 @@ policies:
     assert resp["allowed"] is True and "patch" not in resp and "warnings" not in resp
     rec = hook.decisions()[-1]
     assert rec["policies"][0]["mode"] == "audit" and "would be pinned" in rec["policies"][0]["messages"][0]
+
+
+def test_update_judges_only_what_changed(start_webhook, tmp_path) -> None:
+    (tmp_path / "cosign.pub").write_bytes(PUB)
+    backend = FakeBackend(errors={"registry.example/app:1": "cannot connect to registry registry.example"})
+    hook = start_webhook(KEYS_POLICY.format(fp="Fail") + """
+  - {name: no-latest, type: disallowLatest}
+  - {name: pss, type: podSecurity, level: baseline}
+""", backend)
+    running = workload("Deployment", _privileged_pod())
+    running["spec"]["template"]["spec"]["containers"].append({"name": "app", "image": "registry.example/app:1"})
+    relabelled = copy.deepcopy(running)
+    relabelled["metadata"]["labels"] = {"team": "shop"}
+    # A label change on a workload admitted before these policies existed (or while the registry is
+    # down) goes through: no image and no pod spec changed.
+    resp = hook.post(review(relabelled, operation="UPDATE", old=running))
+    assert resp["allowed"] is True, resp["status"]["message"]
+    assert backend.calls == []
+    # Changing one image judges that image (and the changed spec) only.
+    changed = copy.deepcopy(running)
+    changed["spec"]["template"]["spec"]["containers"][0]["image"] = "nginx:latest"
+    resp = hook.post(review(changed, operation="UPDATE", old=running))
+    msg = resp["status"]["message"]
+    assert resp["allowed"] is False
+    assert "nginx:latest" in msg and "privileged" in msg and "registry.example/app:1" not in msg

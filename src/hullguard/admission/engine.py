@@ -198,10 +198,21 @@ class Engine:
         labels = self.config.namespace_labels(req.namespace)
         denials: list[str] = []
         todo: list[tuple[Policy, list[_Image]]] = []
+        # An UPDATE judges what it changes: images already running are not re-checked (a registry
+        # outage must not block a label change or a finalizer removal), and a template whose spec
+        # did not change is not re-judged for Pod Security, as the PodSecurity plugin does.
+        same_spec = False
+        if req.operation == "UPDATE" and req.old is not None and found is not None:
+            before = {c.pointer: c.image for c in containers(req.old, req.kind)}
+            images = [i for i in images if before.get(i.container.pointer) != i.text]
+            old_tpl = pod_template(req.old, req.kind)
+            same_spec = old_tpl is not None and old_tpl[0].get("spec") == found[0].get("spec")
         for p in self.config.policies:
             if (p.type == "mutateDigest") != (endpoint == "mutate"):
                 continue
             if not self._applies(p, req, labels, found is not None):
+                continue
+            if same_spec and p.type == "podSecurity":
                 continue
             why = p.exclude.exempt_request(req.namespace, req.username)
             if why:
