@@ -104,3 +104,31 @@ def test_json(result: ScanResult) -> None:
 def test_json_without_packages_or_vulnerabilities_has_no_summary() -> None:
     doc = json.loads(json_report.render(ScanResult(artifact=Artifact(name="k8s.yaml", type="config"))))
     assert "summary" not in doc
+
+
+def test_demo_image_summary_end_to_end(tmp_path, monkeypatch, capsys) -> None:
+    from pathlib import Path
+
+    from hullguard.cli.main import main
+
+    demo = Path(__file__).resolve().parents[2] / "demo"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("HULLGUARD_DB", raising=False)
+    monkeypatch.delenv("HULLGUARD_CACHE_DIR", raising=False)
+    assert main(["image", str(demo / "hullguard-demo.tar"), "-q", "-f", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    spec = json.loads((demo / "layers.json").read_text())
+    # demo/build.py: the first layer imports the Debian root filesystem, the rest is the application.
+    assert spec["layers"][0]["created_by"].strip().endswith("in /")
+    digests = [layer["digest"] for layer in doc["layers"]]
+    groups = {g["layer"]: g for g in doc["summary"]["by_layer"]}
+    assert groups["base"]["layers"] == digests[:1] and groups["application"]["layers"] == digests[1:]
+    for role, layers in (("base", digests[:1]), ("application", digests[1:])):
+        mine = [f for f in doc["findings"] if f["kind"] == "vulnerability" and f["location"]["layer"] in layers]
+        assert groups[role]["total"] == len(mine)
+        assert groups[role]["fixable"] == sum(1 for f in mine if f.get("fix"))
+        fixable = {(f["details"]["package"]["name"], f["details"]["package"]["version"], f["rule_id"])
+                   for f in mine if f.get("fix")}
+        assert sum(u["fixes"] for u in groups[role]["upgrades"]) == len(fixable)
+    assert groups["application"]["total"] > 0
+    assert doc["summary"]["total"] == len([f for f in doc["findings"] if f["kind"] == "vulnerability"])
