@@ -155,3 +155,35 @@ def test_event_list_lines_expand(tmp_path: Path) -> None:
     t, got = tailer(log, from_start=True)
     t.poll()
     assert ids(got) == ["l1", "l2"]
+
+
+def test_non_regular_files_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from hullguard.model import HullguardError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(HullguardError, match="not a regular file"):
+        AuditLogTailer(str(fifo)).open()
+    with pytest.raises(HullguardError, match="not a regular file"):
+        AuditLogTailer("/dev/zero").open()
+
+
+def test_large_backlog_read_in_bounded_steps(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    one = line(SECRET, "bulk")
+    n = 50
+    log.write_bytes(one * n)
+    count = [0]
+    t = AuditLogTailer(str(log), from_start=True, max_read=len(one) * 7 + 3)
+    t.emit = lambda ev: count.__setitem__(0, count[0] + 1) is None
+    t.open()
+    assert t.poll() is True  # stopped at the cap, more to read
+    assert count[0] == 7
+    polls = 2
+    while t.poll():
+        polls += 1
+    # Every poll but the last read a full budget.
+    assert count[0] == n and polls == -(-len(one) * n // t.max_read)
+    assert t.counts["malformed"] == 0

@@ -212,3 +212,25 @@ def test_connection_flood_is_bounded(run_agent: Any, engine: Engine, tls_files: 
 
     assert wait_for(posted)
     assert wait_for(lambda: "Read secret" in sink.rules())
+
+
+def test_bodies_in_flight_are_bounded_in_total(run_agent: Any, engine: Engine, tls_files: TLSFiles) -> None:
+    import socket
+
+    hook, sink, _agent = start_hook(run_agent, engine, tls_files, max_body=8192)
+    hook.max_inflight = 8500  # room for the slow 8000-byte body, not for another beside it
+    body = event_list([SCENARIOS["Read secret"]])
+    assert len(body) < 8192
+    # A client announces a large body and sends it slowly: its bytes are reserved meanwhile.
+    raw = ca_ctx(tls_files).wrap_socket(socket.create_connection(("127.0.0.1", hook.address[1])),
+                                        server_hostname="localhost")
+    try:
+        raw.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8000\r\n\r\n" + b"{" * 10)
+        with httpx.Client(verify=ca_ctx(tls_files)) as c:
+            assert wait_for(lambda: c.post(url(hook), content=body).status_code == 503)
+    finally:
+        raw.close()
+    with httpx.Client(verify=ca_ctx(tls_files)) as c:
+        assert wait_for(lambda: c.post(url(hook), content=body).status_code == 200)
+    assert wait_for(lambda: "Read secret" in sink.rules())
+    assert hook.stats()["busy"] >= 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import os
 import ssl
+import stat
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -115,6 +116,23 @@ class _Handler(BaseHTTPRequestHandler):
             rx._count("too_large")
             self._reply(413, f"body larger than {rx.max_body} bytes")
             return
+        if not rx._reserve(n):
+            # Bodies being read at once are bounded in total, not just each: 64 connections
+            # with 16 MiB bodies must not add up to a gigabyte. The API server retries.
+            rx._count("busy")
+            self.send_response(503)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            return
+        try:
+            self._receive(rx, n)
+        finally:
+            rx._release(n)
+
+    def _receive(self, rx: AuditWebhook, n: int) -> None:
         try:
             body = self.rfile.read(n)
         except (TimeoutError, OSError):
@@ -149,10 +167,12 @@ class AuditWebhook:
         self.token = token
         self.path = path
         self.max_body = max_body
+        self.max_inflight = max(4 * max_body, 64 << 20)
+        self._inflight = 0
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
         self._counts: dict[str, int] = dict.fromkeys(
             ("requests", "events", "malformed", "unauthorized", "too_large", "rejected", "not_found", "dropped",
-             "connection_errors", "refused_busy"), 0)
+             "connection_errors", "refused_busy", "busy"), 0)
         self._lock = threading.Lock()
         try:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -170,6 +190,17 @@ class AuditWebhook:
     def _count(self, key: str) -> None:
         with self._lock:
             self._counts[key] += 1
+
+    def _reserve(self, n: int) -> bool:
+        with self._lock:
+            if self._inflight and self._inflight + n > self.max_inflight:
+                return False
+            self._inflight += n
+            return True
+
+    def _release(self, n: int) -> None:
+        with self._lock:
+            self._inflight -= n
 
     @property
     def address(self) -> tuple[str, int]:
@@ -222,8 +253,9 @@ class AuditLogTailer:
     name = "audit_log"
 
     def __init__(self, path: str, *, from_start: bool = False, interval: float = 0.25,
-                 max_line: int = MAX_LINE) -> None:
+                 max_line: int = MAX_LINE, max_read: int = 64 << 20) -> None:
         self.path = path
+        self.max_read = max_read  # bytes read per round at most
         self.from_start = from_start
         self.interval = interval
         self.max_line = max_line
@@ -235,20 +267,35 @@ class AuditLogTailer:
         self._skipping = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.counts = dict.fromkeys(("lines", "events", "malformed", "rotations", "truncations", "dropped"), 0)
+        self.counts = dict.fromkeys(("lines", "events", "malformed", "rotations", "truncations", "dropped",
+                                     "open_errors", "read_errors"), 0)
 
     def open(self) -> None:
-        """Open the file now (so lines written after ``run`` starts are not missed)."""
-        self._open(at_end=not self.from_start)
+        """Open the file now (so lines written after ``run`` starts are not missed); a path that
+        exists but cannot be followed is a usage error here, before any thread starts."""
+        self._open(at_end=not self.from_start, strict=True)
 
-    def _open(self, *, at_end: bool) -> bool:
+    def _open(self, *, at_end: bool, strict: bool = False) -> bool:
         try:
-            fh = open(self.path, "rb")  # noqa: SIM115 - kept open across polls
+            # O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer appears.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            fh = os.fdopen(fd, "rb", buffering=0)
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise HullguardError(f"cannot read audit log {self.path}: {exc.strerror or exc}") from exc
+            if strict:
+                raise HullguardError(f"cannot read audit log {self.path}: {exc.strerror or exc}") from exc
+            self.counts["open_errors"] += 1
+            return False
         st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            # A FIFO or device has no size or inode to follow rotation by, and /dev/zero would
+            # never end a read.
+            fh.close()
+            if strict:
+                raise HullguardError(f"audit log {self.path} is not a regular file")
+            self.counts["open_errors"] += 1
+            return False
         if at_end:
             fh.seek(0, os.SEEK_END)
         self._fh, self._ino = fh, (st.st_dev, st.st_ino)
@@ -276,42 +323,54 @@ class AuditLogTailer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.poll()
-            self._stop.wait(self.interval)
+            if not self.poll():
+                self._stop.wait(self.interval)
 
-    def poll(self) -> None:
-        """One round: read what is new, then notice rotation or truncation."""
+    def poll(self) -> bool:
+        """One round: read what is new, then notice rotation or truncation. True when there is
+        more to read right away."""
         # A file that did not exist yet is all new when it appears: read it from the start.
         if self._fh is None and not self._open(at_end=False):
-            return
-        self._drain()
+            return False
+        if self._drain():
+            return True
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
-            return  # renamed away and not yet recreated: keep the old handle, it may still grow
         except OSError:
-            return
+            return False  # renamed away and not yet recreated: keep the old handle, it may still grow
         if (st.st_dev, st.st_ino) != self._ino:
-            self._drain()
+            while self._drain():  # the rotated file gets no more writes: read it to its end
+                pass
             self._flush_partial()
             self._fh.close()
             self._fh = None
             self.counts["rotations"] += 1
-            if self._open(at_end=False):
-                self._drain()
-        elif st.st_size < self._fh.tell():
+            return self._open(at_end=False) and self._drain()
+        if st.st_size < self._fh.tell():
             self.counts["truncations"] += 1
             self._fh.seek(0)
             self._buf.clear()
             self._skipping = False
-            self._drain()
+            return self._drain()
+        return False
 
-    def _drain(self) -> None:
-        while True:
-            chunk = self._fh.read(1 << 20)
+    def _drain(self) -> bool:
+        """Read what is there, at most max_read bytes per call so stop() stays responsive behind
+        a file that grows as fast as it is read. True when it stopped at that cap."""
+        budget = self.max_read
+        while budget > 0:
+            if self._stop.is_set():
+                return False
+            try:
+                chunk = self._fh.read(min(1 << 20, budget))
+            except OSError:
+                self.counts["read_errors"] += 1
+                return False
             if not chunk:
-                return
+                return False
+            budget -= len(chunk)
             self._feed(chunk)
+        return True
 
     def _feed(self, chunk: bytes) -> None:
         start = 0
