@@ -179,3 +179,51 @@ def test_proc_source_with_response_policy_kills_marked_shell(tmp_path: Path,
     kill = next(a for a in actions if a.get("action") == "kill")
     assert kill.get("status") == "done"
     assert list((tmp_path / "evidence").rglob("index.json"))
+
+
+def test_cli_webhook_end_to_end(tmp_path: Path) -> None:
+    import re
+    import select
+    import ssl
+
+    import httpx
+
+    from .sources.conftest import make_tls
+    from .sources.test_k8s_webhook import event_list
+
+    tls = make_tls(tmp_path)
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    p = subprocess.Popen([sys.executable, "-m", "hullguard.cli.main", "runtime", "run", "--audit-webhook",
+                          "127.0.0.1:0", "--tls-cert", str(tls.cert), "--tls-key", str(tls.key), "--token-file",
+                          str(token), "--stats", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        assert p.stderr is not None and p.stdout is not None
+        port = None
+        deadline = time.monotonic() + 20
+        while port is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([p.stderr], [], [], 0.5)
+            if ready:
+                m = re.search(rb"listening on https://127\.0\.0\.1:(\d+)/", p.stderr.readline())
+                port = int(m.group(1)) if m else None
+        assert port
+        ctx = ssl.create_default_context(cafile=str(tls.ca))
+        with httpx.Client(verify=ctx) as c:
+            body = event_list([SCENARIOS["ClusterRoleBinding to cluster-admin"]])
+            r = c.post(f"https://127.0.0.1:{port}/", content=body, headers={"Authorization": "Bearer tok-123"})
+            assert r.status_code == 200
+            assert c.post(f"https://127.0.0.1:{port}/", content=b"junk",
+                          headers={"Authorization": "Bearer tok-123"}).status_code == 400
+        select.select([p.stdout], [], [], 20)
+        alert = json.loads(p.stdout.readline())
+        assert alert["rule"] == "ClusterRoleBinding to cluster-admin" and alert["source"] == "k8s_audit"
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0
+    stats = json.loads(err.decode().strip().splitlines()[-1])
+    assert stats["events"] == 1 and stats["alerts"] == 1 and stats["malformed"] == 1

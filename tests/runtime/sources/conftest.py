@@ -68,7 +68,11 @@ def _write(path: Path, cert: x509.Certificate | None = None, key: ec.EllipticCur
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    d = tmp_path_factory.mktemp("tls")
+    return make_tls(tmp_path_factory.mktemp("tls"))
+
+
+def make_tls(d: Path) -> TLSFiles:
+    """A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files."""
     ca_key, other_key, srv_key, cli_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
     ca = _cert("hullguard test CA", ca_key, "hullguard test CA", ca_key, ca=True)
     other = _cert("unrelated CA", other_key, "unrelated CA", other_key, ca=True)
