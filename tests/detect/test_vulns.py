@@ -184,6 +184,7 @@ def test_epss_kev_and_risk_order(store: Store) -> None:
     store.set_kev([{"cve": "CVE-2024-2222", "date_added": "2024-05-01"}])
     rep = match(_result([_pkg(n, "1.0.0", "npm") for n in "abc"]), store)
     assert [f.rule_id for f in rep.findings] == ["GHSA-b", "GHSA-c", "GHSA-a"]
+    assert rep.findings == sort_by_risk(rep.findings)  # the matcher's own ordering agrees with risk_key()
     assert rep.findings[0].details["known_exploited"] is True
     assert rep.findings[1].details["epss"]["score"] == 0.9
 

@@ -301,6 +301,8 @@ def _state(specific: dict[str, Any], fix: str) -> str:
 
 
 def _cves_first(adv_id: str, aliases: Iterable[str]) -> list[str]:
+    if isinstance(aliases, list) and len(aliases) < 2:  # most records: one alias or none
+        return [a for a in aliases if a != adv_id]
     names = list(dict.fromkeys(a for a in aliases if a != adv_id))
     return sorted(names, key=lambda a: (not a.startswith("CVE-"), a))
 
@@ -362,23 +364,23 @@ def _prepare(raw: tuple[Any, ...], texts: _Texts) -> _Adv:
     shown = _cves_first(adv_id, aliases)
     refs = [url for _, url in texts(refs_t, [])][:10]
     return _Adv(adv_id, withdrawn or "", summary_ or (shown[0] if shown else adv_id), shown, _cves(adv_id, aliases),
-                severity, severity_t or "", _cvss_of(severity_t or "", "", texts), db_severity or "",
+                severity, severity_t or "", _cvss_of(severity_t or "", "", texts, copy=False), db_severity or "",
                 published or "", modified or "", refs)
 
 
 _CVSS_MEMO: dict[tuple[str, str], dict[str, Any] | None] = {}
 
 
-def _cvss_of(adv_text: str, row_text: str, texts: _Texts) -> dict[str, Any] | None:
+def _cvss_of(adv_text: str, row_text: str, texts: _Texts, copy: bool = True) -> dict[str, Any] | None:
     key = (adv_text, row_text)
     if key in _CVSS_MEMO:
         found = _CVSS_MEMO[key]
-        return dict(found) if found else None
+        return (dict(found) if copy else found) if found else None
     found = _best_cvss([(str(k), str(v)) for k, v in (*texts(row_text, []), *texts(adv_text, []))
                         if isinstance(k, str) and isinstance(v, str)])
     if len(_CVSS_MEMO) < 65536:
         _CVSS_MEMO[key] = found
-    return dict(found) if found else None
+    return (dict(found) if copy else found) if found else None
 
 
 def match(result: ScanResult, store: Store, options: MatchOptions | None = None) -> MatchReport:
@@ -461,6 +463,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
     kev = store.kev(cves) if cves else {}
     layers = result.layer_by_digest()
     per_target: dict[int, tuple[dict[str, Any], dict[str, Any], Location | None]] = {}
+    keyed: list[tuple[tuple[Any, ...], Finding]] = []
 
     for t, row, fix in hits:
         adv = advisories.get(row[0])
@@ -476,8 +479,9 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         shared = per_target.get(id(t))
         if shared is None:
             shared = per_target[id(t)] = _target_details(t, layers)
-        report.findings.append(_finding(t, row, adv, specific, fix, state, epss, kev, shared, texts))
-    report.findings = sort_by_risk(report.findings)
+        keyed.append(_finding(t, row, adv, specific, fix, state, epss, kev, shared, texts))
+    keyed.sort(key=lambda kf: kf[0])
+    report.findings = [f for _, f in keyed]
     report.not_checked = causes.items
     report.warnings = causes.warnings() + report.warnings
     return report
@@ -503,7 +507,8 @@ def _target_details(t: _Target, layers: dict[str, Any]) -> tuple[dict[str, Any],
 
 def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, Any], fix: str, state: str,
              epss: dict[str, tuple[float, float, str]], kev: dict[str, dict[str, str]],
-             shared: tuple[dict[str, Any], dict[str, Any], Location | None], texts: _Texts) -> Finding:
+             shared: tuple[dict[str, Any], dict[str, Any], Location | None],
+             texts: _Texts) -> tuple[tuple[Any, ...], Finding]:
     package, where, location = shared
     row_sev = row[6]
     cvss = _cvss_of(adv.severity_text, row_sev, texts) if row_sev else (dict(adv.cvss) if adv.cvss else None)
@@ -555,8 +560,11 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
         details["modified"] = adv.modified
     if adv.references:
         details["references"] = list(adv.references)
-    return Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=t.pkg.id,
-                   location=location, fix=fix, details=details)
+    finding = Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=t.pkg.id,
+                      location=location, fix=fix, details=details)
+    # The same order as risk_key(), from the values at hand rather than read back from details.
+    key = (not k_cve, -(e[0] if e else 0.0), -int(severity), -(cvss["score"] if cvss else 0.0), adv.id, finding.target)
+    return key, finding
 
 
 # --- what the CLI needs to gate and order --------------------------------------------------------
