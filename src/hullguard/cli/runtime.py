@@ -52,10 +52,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from hullguard.runtime.engine import PRIORITY_RANK, Engine
-    from hullguard.runtime.replay import replay
+def _engine(args: argparse.Namespace) -> Any:
+    """The engine for --rules (default: bundled rules), with skipped rules warned about once."""
+    from hullguard.runtime.engine import Engine
     from hullguard.runtime.rules import default_rules_path, load_rules
+
+    ruleset = load_rules(args.rules or [default_rules_path()])
+    for w in ruleset.warnings:
+        print(f"hullguard: warning: {w}", file=sys.stderr)
+    for st in ruleset.statuses:
+        if st.status in ("skipped", "error"):
+            print(f"hullguard: warning: rule {st.name!r} {st.status}: {st.reason}", file=sys.stderr)
+    return Engine(ruleset, rule_matching=args.rule_matching, min_priority=args.min_priority.lower())
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from hullguard.runtime.engine import PRIORITY_RANK
+    from hullguard.runtime.replay import replay
 
     if args.events is None:
         # `--rules A B EVENTS.jsonl`: argparse lets --rules swallow the positional; the last word
@@ -65,13 +78,7 @@ def _replay(args: argparse.Namespace) -> int:
         args.events = args.rules.pop()
     if args.min_priority.lower() not in PRIORITY_RANK:
         raise HullguardError(f"unknown priority {args.min_priority!r}")
-    ruleset = load_rules(args.rules or [default_rules_path()])
-    for w in ruleset.warnings:
-        print(f"hullguard: warning: {w}", file=sys.stderr)
-    for st in ruleset.statuses:
-        if st.status in ("skipped", "error"):
-            print(f"hullguard: warning: rule {st.name!r} {st.status}: {st.reason}", file=sys.stderr)
-    engine = Engine(ruleset, rule_matching=args.rule_matching, min_priority=args.min_priority.lower())
+    engine = _engine(args)
     try:
         src = sys.stdin.buffer if args.events == "-" else open(args.events, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -269,8 +276,7 @@ def _build_sources(args: argparse.Namespace, hostname: str) -> list[Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from hullguard.runtime.agent import Agent
-    from hullguard.runtime.engine import PRIORITY_RANK, Engine
-    from hullguard.runtime.rules import default_rules_path, load_rules
+    from hullguard.runtime.engine import PRIORITY_RANK
 
     duration = parse_duration(args.duration) if args.duration is not None else None
     learn = parse_duration(args.learn)
@@ -280,13 +286,7 @@ def _run(args: argparse.Namespace) -> int:
         raise HullguardError("--queue-size must be between 1 and 10000000")
     if args.drop_alert_interval <= 0:
         raise HullguardError("--drop-alert-interval must be positive")
-    ruleset = load_rules(args.rules or [default_rules_path()])
-    for w in ruleset.warnings:
-        print(f"hullguard: warning: {w}", file=sys.stderr)
-    for st in ruleset.statuses:
-        if st.status in ("skipped", "error"):
-            print(f"hullguard: warning: rule {st.name!r} {st.status}: {st.reason}", file=sys.stderr)
-    engine = Engine(ruleset, rule_matching=args.rule_matching, min_priority=args.min_priority.lower())
+    engine = _engine(args)
 
     baseline = responder = None
     if args.baseline:
