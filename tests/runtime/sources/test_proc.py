@@ -296,3 +296,20 @@ def test_container_attribution_and_bundled_rule(tmp_path: Path, docker_socket: s
     shutil.rmtree(root / "1600")
     src.poll()
     assert 1600 not in src.procs
+
+
+def test_podman_container_metadata_from_its_socket(tmp_path: Path, docker_socket: str) -> None:
+    from .conftest import CID
+
+    root = tmp_path / "proc"
+    podman = f"0::/machine.slice/libpod-{CID}.scope/container\n"
+    _fake_proc(root, 1, 0, "systemd", ["/sbin/init"], "/usr/lib/systemd/systemd", "0::/init.scope\n", 10)
+    src = ProcSource(proc_root=str(root), docker=DockerMetadata("/nonexistent"), podman=DockerMetadata(docker_socket),
+                     bundles=BundleMetadata("/x"))
+    src.prime()
+    c = Collector(src)
+    _fake_proc(root, 2000, 1, "bash", ["bash"], "/usr/bin/bash", podman, 700, tty=34816)
+    src.poll()
+    ev = next(e for e in c.events if e["evt.type"] == "execve")
+    assert ev["container.type"] == "podman" and ev["container.id"] == CID[:12]
+    assert ev["container.image"] == "nginx:1.27" and ev["proc.tty"] == 34816

@@ -140,7 +140,8 @@ class ProcSource:
 
     def __init__(self, *, interval: float = 0.1, proc_root: str = "/proc", report_existing: bool = False,
                  watch_fds: bool = True, docker: DockerMetadata | None = None,
-                 bundles: BundleMetadata | None = None, hostname: str | None = None, sweep_every: int = 10) -> None:
+                 bundles: BundleMetadata | None = None, hostname: str | None = None, sweep_every: int = 10,
+                 podman: DockerMetadata | None = None) -> None:
         self.interval = interval
         self.sweep_every = max(1, sweep_every)
         self.root = proc_root
@@ -148,6 +149,8 @@ class ProcSource:
         self.watch_fds = watch_fds
         self.docker = docker if docker is not None else DockerMetadata()
         self.bundles = bundles if bundles is not None else BundleMetadata()
+        # Podman serves the same Docker-compatible container inspect API on its own socket.
+        self.podman = podman if podman is not None else DockerMetadata("/run/podman/podman.sock")
         self.hostname = hostname
         self.self_pid = os.getpid()
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
@@ -184,6 +187,7 @@ class ProcSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.docker.close()
+        self.podman.close()
 
     def stats(self) -> dict[str, int]:
         return dict(self.counts, processes=len(self.procs), watched=len(self._watched), forks=len(self._forks))
@@ -325,6 +329,8 @@ class ProcSource:
             meta = self.docker.lookup(info.container_id)
             if meta:
                 return meta
+        if info.runtime == "podman":
+            return self.podman.lookup(info.container_id)
         if info.runtime in ("containerd", "cri-o", "cri"):
             return self.bundles.lookup(info.container_id)
         return None
