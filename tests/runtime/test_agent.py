@@ -200,3 +200,44 @@ def test_stop_from_another_thread_drains_queue() -> None:
     agent.stop()  # stop requested before the loop even looks: queued events still get evaluated
     stats = agent.run()
     assert stats.events == 50 and len(sink.alerts) == 50
+
+
+def test_a_source_failing_to_start_stops_the_others() -> None:
+    stopped: list[str] = []
+
+    class Ok:
+        name = "ok"
+
+        def start(self, emit: Callable[[dict[str, Any]], bool]) -> None:
+            emit(ev(1, mark=True))
+
+        def stop(self) -> None:
+            stopped.append(self.name)
+
+        def stats(self) -> dict[str, int]:
+            return {}
+
+    class Broken(Ok):
+        name = "broken"
+
+        def start(self, emit: Callable[[dict[str, Any]], bool]) -> None:
+            raise OSError("address in use")
+
+    sink = Sink()
+    agent = Agent(engine(), [Ok(), Broken()], sink)
+    with pytest.raises(OSError):
+        agent.run(duration=5)
+    assert "ok" in stopped
+    assert [a.rule for a in sink.alerts] == ["Marked exec"]  # what was queued still got evaluated
+
+
+def test_webhook_stop_without_start_returns(tmp_path: Any) -> None:
+    from hullguard.runtime.sources.k8s_audit import AuditWebhook
+
+    from .sources.conftest import make_tls
+
+    tls = make_tls(tmp_path)
+    hook = AuditWebhook("127.0.0.1", 0, certfile=str(tls.cert), keyfile=str(tls.key))
+    hook.bind()
+    hook.stop()  # bound but never served: must not wait for a serve loop that never ran
+    assert hook._server is None

@@ -178,10 +178,11 @@ class Agent:
     def run(self, duration: float | None = None) -> AgentStats:
         started = time.monotonic()
         deadline = started + duration if duration is not None else None
-        for src in self.sources:
-            src.start(self._emitter(src.name))
         next_drop_check = started + self.drop_alert_interval
         try:
+            # Inside the try: when one source fails to start, those already running are stopped.
+            for src in self.sources:
+                src.start(self._emitter(src.name))
             while not self._stop.is_set():
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:

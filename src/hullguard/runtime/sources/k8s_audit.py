@@ -232,7 +232,10 @@ class AuditWebhook:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:
+                # shutdown() waits for serve_forever to return: only call it when it ran.
+                self._server.shutdown()
+                self._thread = None
             self._server.server_close()
             self._server = None
 
