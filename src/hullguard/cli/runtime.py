@@ -360,7 +360,9 @@ def _sources(args: argparse.Namespace) -> int:
             proc.notes.append("not root: other users' exe, cwd and fds are unreadable, so their files and "
                               "connections are not reported")
         docker = DockerMetadata()
-        proc.notes.append(f"docker metadata: {'socket ' + docker.socket_path if docker.available() else 'no socket'}")
+        for label, meta in (("docker", docker), ("podman", DockerMetadata("/run/podman/podman.sock"))):
+            where = f"socket {meta.socket_path}" if meta.available() else f"no socket at {meta.socket_path}"
+            proc.notes.append(f"{label} metadata: {where}")
         proc.notes.append("containerd/CRI-O metadata: "
                           + ("OCI bundle annotations" if BundleMetadata().available() else "no bundle directories")
                           + " (the containerd gRPC API is not used)")
