@@ -19,6 +19,7 @@ Run: /work/venv/bin/python bench/admission.py [--rate 500] [--seconds 10] [--cli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import http.client
 import json
@@ -195,14 +196,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def setup_registry(work: Path, cold: int) -> dict[str, Any] | None:
     if not (shutil.which("docker-registry") and shutil.which("skopeo")):
         return None
+    from tests.builders.registry import start_registry
+
+    reg = start_registry(work / "registry")
+    try:
+        return _fill_registry(reg, work, cold)
+    except BaseException:
+        reg.stop()
+        raise
+
+
+def _fill_registry(reg: Any, work: Path, cold: int) -> dict[str, Any]:
     import httpx
-    from tests.builders.registry import push_image, start_registry
+    from tests.builders.registry import push_image
     from tests.builders.synth import File, synth_image
 
     from hullguard.supply.keys import generate_keypair, load_private_key
     from hullguard.supply.sign import sign_image
 
-    reg = start_registry(work / "registry")
     private, public = generate_keypair(b"bench", scrypt_n=1024)
     (work / "cosign.pub").write_bytes(public)
     key = load_private_key(private, password=b"bench")
@@ -238,6 +249,46 @@ def setup_registry(work: Path, cold: int) -> dict[str, Any] | None:
     return {"registry": reg, "warm": warm, "cold": cold_refs}
 
 
+def measure(args: argparse.Namespace, work: Path, tls: Any, policy: str, images: list[str],
+            reg: dict[str, Any] | None) -> bool:
+    ok = True
+    proc, port = start_server(work, policy, tls.cert, tls.key, tls.ca)
+    try:
+        c = Client(port, tls.ca)
+        first = c.post(review(images))
+        assert first["allowed"], first
+        n = int(args.rate * args.seconds)
+        # Warm-up: connections, caches and the interpreter's first-call costs.
+        drive(port, tls.ca, [review(images) for _ in range(min(n, 500))], args.rate, args.clients, True)
+        floor = drive(port, tls.ca, [b""] * n, args.rate, args.clients, True)
+        bodies = [review(images) for _ in range(n)]
+        cpu0 = cpu_seconds(proc.pid)
+        res = drive(port, tls.ca, bodies, args.rate, args.clients, True)
+        print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes share them); "
+              f"server CPU per warm request {(cpu_seconds(proc.pid) - cpu0) / max(res['n'], 1) * 1000:.3f} ms")
+        print(f"peer: GET /healthz at the same rate (TLS + HTTP only): p50 {pct(floor['lat'], 50):.2f} ms, "
+              f"p99 {pct(floor['lat'], 99):.2f} ms; warm review / healthz p50 ratio "
+              f"{pct(res['lat'], 50) / pct(floor['lat'], 50):.2f}")
+        ok &= report(f"warm path (3 containers, {len(policy.split('- {name')) - 1} policies, cached)", res,
+                     WARM_TARGET_MS, args.rate)
+    finally:
+        stop(proc)
+    if reg:
+        # The cold path measures what its target names: signatures fetched from the registry. Every
+        # pod names 3 tags never seen before, so all 3 signature checks go to the registry.
+        cold_policy = policy.split("  - {name: vulns")[0]
+        proc, port = start_server(work, cold_policy, tls.cert, tls.key, tls.ca)
+        try:
+            Client(port, tls.ca).post(review(images))  # the server's own first-call costs
+            bodies = [review(refs) for refs in reg["cold"]]
+            cold = drive(port, tls.ca, bodies, args.cold_rate, args.cold_clients, True)
+            ok &= report(f"cold path (3 signatures fetched from the local registry per request; "
+                         f"{args.cold_clients} client(s) at {args.cold_rate:g} req/s)", cold, COLD_TARGET_MS, None)
+        finally:
+            stop(proc)
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=float, default=500.0)
@@ -250,10 +301,12 @@ def main() -> int:
     sys.setswitchinterval(0.0002)  # the client threads must not add GIL hand-off delays to what is measured
     from hullguard.admission.certs import generate
 
-    with tempfile.TemporaryDirectory(prefix="hg-bench-admission-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hg-bench-admission-") as tmp, contextlib.ExitStack() as cleanup:
         work = Path(tmp)
         tls = generate(str(work / "tls"), ["127.0.0.1", "localhost"])
         reg = setup_registry(work, args.cold)
+        if reg:
+            cleanup.callback(reg["registry"].stop)
         policy = """
 cache: {ttlSeconds: 3600}
 namespaces:
@@ -279,42 +332,7 @@ policies:
         else:
             print("docker-registry/skopeo not found: warm path without signature and scan policies; no cold path")
             images = ["registry.example/a:1", "registry.example/b:2", "registry.example/c:3"]
-        ok = True
-        proc, port = start_server(work, policy, tls.cert, tls.key, tls.ca)
-        try:
-            c = Client(port, tls.ca)
-            first = c.post(review(images))
-            assert first["allowed"], first
-            n = int(args.rate * args.seconds)
-            # Warm-up: connections, caches and the interpreter's first-call costs.
-            drive(port, tls.ca, [review(images) for _ in range(min(n, 500))], args.rate, args.clients, True)
-            floor = drive(port, tls.ca, [b""] * n, args.rate, args.clients, True)
-            bodies = [review(images) for _ in range(n)]
-            cpu0 = cpu_seconds(proc.pid)
-            res = drive(port, tls.ca, bodies, args.rate, args.clients, True)
-            print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other processes share them); "
-                  f"server CPU per warm request {(cpu_seconds(proc.pid) - cpu0) / max(res['n'], 1) * 1000:.3f} ms")
-            print(f"peer: GET /healthz at the same rate (TLS + HTTP only): p50 {pct(floor['lat'], 50):.2f} ms, "
-                  f"p99 {pct(floor['lat'], 99):.2f} ms; warm review / healthz p50 ratio "
-                  f"{pct(res['lat'], 50) / pct(floor['lat'], 50):.2f}")
-            ok &= report(f"warm path (3 containers, {len(policy.split('- {name')) - 1} policies, cached)", res,
-                         WARM_TARGET_MS, args.rate)
-        finally:
-            stop(proc)
-        if reg:
-            # The cold path measures what its target names: signatures fetched from the registry. Every
-            # pod names 3 tags never seen before, so all 3 signature checks go to the registry.
-            cold_policy = policy.split("  - {name: vulns")[0]
-            proc, port = start_server(work, cold_policy, tls.cert, tls.key, tls.ca)
-            try:
-                Client(port, tls.ca).post(review(images))  # the server's own first-call costs
-                bodies = [review(refs) for refs in reg["cold"]]
-                cold = drive(port, tls.ca, bodies, args.cold_rate, args.cold_clients, True)
-                ok &= report(f"cold path (3 signatures fetched from the local registry per request; "
-                             f"{args.cold_clients} client(s) at {args.cold_rate:g} req/s)", cold, COLD_TARGET_MS, None)
-            finally:
-                stop(proc)
-                reg["registry"].stop()
+        ok = measure(args, work, tls, policy, images, reg)
     print(f"overall: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
