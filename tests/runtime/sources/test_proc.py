@@ -210,7 +210,9 @@ def test_existing_processes_not_reported_unless_asked(procs: list[subprocess.Pop
 
 def test_parse_stat_with_hostile_comm() -> None:
     raw = b"4242 (a) b (c)) S 17 4242 4242 34816 4242 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0\n"
-    assert parse_stat(raw) == ("a) b (c)", 17, 34816, 987654)
+    assert parse_stat(raw) == ("a) b (c)", 17, 34816, 987654, False)
+    kworker = b"77 (kworker/0:1-events) I 2 0 0 0 -1 69238880 0 0 0 0 0 0 0 0 20 0 1 0 5555 0 0\n"
+    assert parse_stat(kworker) == ("kworker/0:1-events", 2, 0, 5555, True)
     assert parse_stat(b"garbage") is None
     assert parse_stat(b"1 (x) S") is None
 
@@ -255,7 +257,8 @@ def _fake_proc(root: Path, pid: int, ppid: int, comm: str, argv: list[str], exe:
     (d / "cgroup").write_text(cgroup)
     (d / "status").write_text(f"Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t0\t0\t0\t0\n"
                               f"NSpid:\t{pid}\t{pid - 1000 if pid > 1000 else pid}\n")
-    os.symlink(exe, d / "exe")
+    if exe:  # a kernel thread has no executable
+        os.symlink(exe, d / "exe")
     os.symlink("/app", d / "cwd")
 
 
@@ -275,6 +278,11 @@ def test_container_attribution_and_bundled_rule(tmp_path: Path, docker_socket: s
     c = Collector(src)
     _fake_proc(root, 1600, 1500, "sh", ["/bin/sh", "-c", "id; cat /etc/shadow"], "/usr/bin/dash", docker, 900,
                uid=33)
+    # A kernel thread appearing at the same time (flags carry PF_KTHREAD) is not an exec.
+    _fake_proc(root, 1700, 2, "kworker/1:2", [], "", "0::/\n", 950)
+    stat = (root / "1700" / "stat").read_text().split(" ")
+    stat[8] = str(0x00200000 | 0x40)
+    (root / "1700" / "stat").write_text(" ".join(stat))
     src.poll()
     execs = [e for e in c.events if e["evt.type"] == "execve"]
     assert [e["proc.pid"] for e in execs] == [1600]

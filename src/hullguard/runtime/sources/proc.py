@@ -74,15 +74,19 @@ class ProcInfo:
     seen_at: float = 0.0
 
 
-def parse_stat(raw: bytes) -> tuple[str, int, int, int] | None:
-    """(comm, ppid, tty_nr, starttime) from /proc/PID/stat; comm may hold spaces and parens."""
+_PF_KTHREAD = 0x00200000
+
+
+def parse_stat(raw: bytes) -> tuple[str, int, int, int, bool] | None:
+    """(comm, ppid, tty_nr, starttime, is kernel thread) from /proc/PID/stat; comm may hold
+    spaces and parens."""
     try:
         text = raw.decode("utf-8", "replace")
         open_, close = text.index("("), text.rindex(")")
         comm = text[open_ + 1:close]
         rest = text[close + 2:].split()
-        # rest[0] is field 3 (state): ppid is field 4, tty_nr field 7, starttime field 22.
-        return comm, int(rest[1]), int(rest[4]), int(rest[19])
+        # rest[0] is field 3 (state): ppid is field 4, tty_nr 7, flags 9, starttime 22.
+        return comm, int(rest[1]), int(rest[4]), int(rest[19]), bool(int(rest[6]) & _PF_KTHREAD)
     except (ValueError, IndexError):
         return None
 
@@ -232,7 +236,7 @@ class ProcSource:
             st = parse_stat(raw)
             if st is None:
                 continue
-            comm, ppid, tty, start = st
+            comm, ppid, tty, start, kthread = st
             alive.add(pid)
             old = self.procs.get(pid)
             if old is not None and old.start == start:
@@ -250,10 +254,15 @@ class ProcSource:
                 fresh.append((info, pid not in forks))
                 forks.discard(pid)
                 continue
-            info = ProcInfo(pid, ppid, start, comm, tty, _readlink(f"{self.root}/{pid}/exe"), self._cmdline(pid), now)
-            self.procs[pid] = info
             if old is not None:
                 self._forget(pid)
+            if kthread:
+                # Kernel threads (kworker & co.) come and go constantly and never exec: remember
+                # them so they are not read again, report nothing.
+                self.procs[pid] = ProcInfo(pid, ppid, start, comm, tty, None, [], now)
+                continue
+            info = ProcInfo(pid, ppid, start, comm, tty, _readlink(f"{self.root}/{pid}/exe"), self._cmdline(pid), now)
+            self.procs[pid] = info
             fresh.append((info, False))
         for pid in [p for p in self.procs if p not in alive]:
             del self.procs[pid]
@@ -351,7 +360,8 @@ class ProcSource:
         st = parse_stat(raw) if raw else None
         if st is None:
             return None
-        return ProcInfo(ppid, st[1], st[3], st[0], st[2], _readlink(f"{self.root}/{ppid}/exe"), self._cmdline(ppid))
+        return ProcInfo(ppid, st[1], st[3], st[0], st[2], _readlink(f"{self.root}/{ppid}/exe"),
+                        self._cmdline(ppid))
 
     def _common(self, info: ProcInfo, etype: str) -> dict[str, Any]:
         ev = self._proc_fields(info)
