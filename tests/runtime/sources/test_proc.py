@@ -273,6 +273,7 @@ def test_container_attribution_and_bundled_rule(tmp_path: Path, docker_socket: s
     docker = f"0::/system.slice/docker-{CID}.scope\n"
     _fake_proc(root, 1, 0, "systemd", ["/sbin/init"], "/usr/lib/systemd/systemd", "0::/init.scope\n", 10)
     _fake_proc(root, 1500, 1, "node", ["node", "server.js"], "/usr/local/bin/node", docker, 500)
+    (root / "stat").write_text("cpu  1 2 3 4\nbtime 1700000000\nprocesses 4242\n")
     src = ProcSource(proc_root=str(root), docker=DockerMetadata(docker_socket), bundles=BundleMetadata("/x"))
     src.prime()
     c = Collector(src)
@@ -287,6 +288,9 @@ def test_container_attribution_and_bundled_rule(tmp_path: Path, docker_socket: s
     execs = [e for e in c.events if e["evt.type"] == "execve"]
     assert [e["proc.pid"] for e in execs] == [1600]
     ev = execs[0]
+    # evt.time from the kernel's start time: boot time + start ticks / CLK_TCK.
+    assert ev["evt.time"] == (1_700_000_000 + 900 // os.sysconf("SC_CLK_TCK")) * 1_000_000_000 + \
+        (900 % os.sysconf("SC_CLK_TCK")) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
     assert ev["container.id"] == CID[:12] and ev["container.type"] == "docker"
     assert ev["container.name"] == "web" and ev["k8s.pod.name"] == "web-0" and ev["k8s.ns.name"] == "shop"
     assert ev["container.image.repository"] == "nginx" and ev["container.image.tag"] == "1.27"

@@ -62,6 +62,17 @@ def _readlink(path: str) -> str | None:
         return None
 
 
+def _boot_time(root: str) -> int | None:
+    raw = _read(f"{root}/stat", 1 << 20) or b""
+    for line in raw.splitlines():
+        if line.startswith(b"btime "):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 @dataclass(slots=True)
 class ProcInfo:
     pid: int
@@ -161,7 +172,9 @@ class ProcSource:
         self.procs: dict[int, ProcInfo] = {}
         self._watched: dict[int, dict[int, str]] = {}  # pid -> fd -> link target already reported
         self._pending_sockets: dict[tuple[int, int], int] = {}
-        self._forks: set[int] = set()  # forked children that have not exec'd yet  # (pid, fd) -> polls left to classify
+        self._forks: set[int] = set()  # forked children that have not exec'd yet
+        self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._btime = _boot_time(proc_root)  # (pid, fd) -> polls left to classify
         self._containers: dict[int, tuple[CgroupInfo | None, dict[str, Any]]] = {}
         self._meta_cache: dict[str, dict[str, Any]] = {}
         self._user = _UserNames()
@@ -285,7 +298,7 @@ class ProcSource:
                     self._scan_fds(info.pid, report=True, inherited=self._fd_targets(info.ppid))
                 else:
                     self.counts["unwatched"] += 1
-            self._send(self._exec_event(info), "reexec" if reexec else "exec")
+            self._send(self._exec_event(info, reexec), "reexec" if reexec else "exec")
         if emit_events and self.watch_fds:
             for pid in list(self._watched):
                 if pid in alive:
@@ -402,9 +415,13 @@ class ProcSource:
         ev["_anc"], ev["_apid"] = anc, apid
         return ev
 
-    def _exec_event(self, info: ProcInfo) -> dict[str, Any]:
+    def _exec_event(self, info: ProcInfo, reexec: bool) -> dict[str, Any]:
         ev = self._common(info, "execve")
         ev["evt.category"] = "process"
+        if not reexec and self._btime is not None:
+            # The process's start (fork) time is closer to the exec than our poll; an in-place
+            # exec keeps the old start time, so it gets the poll time.
+            ev["evt.time"] = self._btime * 1_000_000_000 + info.start * 1_000_000_000 // self._ticks
         return ev
 
     # ---- files and sockets ---------------------------------------------------------------------
