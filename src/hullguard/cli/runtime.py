@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -12,6 +11,7 @@ import sys
 import threading
 from typing import Any
 
+from hullguard.cli import runtime_response
 from hullguard.model import HullguardError
 
 
@@ -42,13 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     srcp = rsub.add_parser("sources", help="which event sources can run here, and why not")
     srcp.add_argument("--format", choices=("json", "text"), default="text")
     srcp.set_defaults(func=_sources)
-    # The response helper's `runtime baseline ...` commands live in their own module.
-    try:
-        extra = importlib.import_module("hullguard.cli.runtime_response")
-    except ImportError:
-        extra = None
-    if extra is not None and hasattr(extra, "register"):
-        extra.register(rsub)
+    runtime_response.register(rsub)  # runtime baseline|respond|outputs
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
@@ -180,49 +174,12 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * mult
 
 
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if exc.name != module:
-            raise  # the module exists but is broken: that is a bug to surface, not to hide
-        return None
-
-
 def build_sink(specs: list[str], fmt: str, dedupe: float = 0.0, rate: float = 0.0) -> Any:
-    from hullguard.runtime.agent import StreamSink
+    from hullguard.runtime import outputs
 
     specs = specs or ["json" if fmt == "json" else "stdout"]
-    outputs = _optional("hullguard.runtime.outputs")
-    if outputs is not None:
-        sinks = [outputs.parse_output_spec(s) for s in specs]
-        return outputs.OutputSet(sinks, dedupe_seconds=dedupe, rate_per_rule=rate)
-    # Fallback while the outputs module is absent: stdout and files only.
-    streams: list[StreamSink] = []
-    for s in specs:
-        if s in ("stdout", "json"):
-            streams.append(StreamSink(sys.stdout, "json" if s == "json" else "text"))
-        elif s.startswith("file:") and len(s) > 5:
-            try:
-                streams.append(StreamSink(open(s[5:], "a", encoding="utf-8"), "json"))  # noqa: SIM115
-            except OSError as exc:
-                raise HullguardError(f"cannot open {s[5:]}: {exc.strerror or exc}") from exc
-        else:
-            raise HullguardError(f"output {s!r} is not available in this build (use stdout, json or file:PATH)")
-    return _Fanout(streams)
-
-
-class _Fanout:
-    def __init__(self, sinks: list[Any]) -> None:
-        self.sinks = sinks
-
-    def emit(self, alert: Any) -> None:
-        for s in self.sinks:
-            s.emit(alert)
-
-    def close(self) -> None:
-        for s in self.sinks:
-            s.close()
+    return outputs.OutputSet([outputs.parse_output_spec(s) for s in specs], dedupe_seconds=dedupe,
+                             rate_per_rule=rate)
 
 
 def _build_sources(args: argparse.Namespace, hostname: str) -> list[Any]:
@@ -288,27 +245,26 @@ def _run(args: argparse.Namespace) -> int:
         raise HullguardError("--drop-alert-interval must be positive")
     engine = _engine(args)
 
+    from hullguard.runtime import baseline as baseline_mod
+    from hullguard.runtime import outputs as outputs_mod
+    from hullguard.runtime import respond as respond_mod
+
     baseline = responder = None
     if args.baseline:
-        mod = _optional("hullguard.runtime.baseline")
-        if mod is None:
-            raise HullguardError("--baseline is not available in this build (hullguard.runtime.baseline missing)")
-        baseline = mod.BaselineStore(args.baseline, learn_seconds=learn)
-    if args.respond:
-        mod = _optional("hullguard.runtime.respond")
-        if mod is None:
-            raise HullguardError("--respond is not available in this build (hullguard.runtime.respond missing)")
-        responder = mod.Responder.from_file(args.respond, dry_run=args.dry_run, evidence_dir=args.evidence_dir,
-                                            audit_log=args.response_log)
+        baseline = baseline_mod.BaselineStore(args.baseline, learn_seconds=learn)
     if args.outputs_config:
-        outputs = _optional("hullguard.runtime.outputs")
-        if outputs is None or not hasattr(outputs.OutputSet, "from_config"):
-            raise HullguardError("--outputs-config is not available in this build")
         if args.output:
             raise HullguardError("give either --output or --outputs-config, not both")
-        sink = outputs.OutputSet.from_config(args.outputs_config)
+        sink = outputs_mod.OutputSet.from_config(args.outputs_config)
     else:
         sink = build_sink(args.output, args.format, args.dedupe, args.rate_per_rule)
+    if args.respond:
+        # Responder messages (dry-run plans, printed quarantine manifests) go to stderr: stdout may
+        # be carrying JSON alerts for a pipeline.
+        responder = respond_mod.Responder.from_file(args.respond, dry_run=args.dry_run,
+                                                    evidence_dir=args.evidence_dir, audit_log=args.response_log,
+                                                    log=sys.stderr, out=sys.stderr)
+    sink.install_sighup()
     try:
         sources = _build_sources(args, engine.hostname)
     except BaseException:
@@ -332,6 +288,8 @@ def _run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if baseline is not None:
             baseline.save()
+        if responder is not None:
+            responder.close()  # flushes queued notify webhooks
         sink.close()
     out_stats = getattr(sink, "stats", None)
     suppressed = {k: v for k, v in vars(out_stats).items() if isinstance(v, int)} if out_stats is not None else {}

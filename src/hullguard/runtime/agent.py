@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TextIO
-
-import msgspec
+from typing import Any, Protocol
 
 from hullguard.runtime.engine import Alert, Engine
 
@@ -122,26 +120,6 @@ class AgentStats:
                 "dropped_total": sum(self.dropped.values()), "enqueued": dict(self.enqueued),
                 "malformed": self.malformed, "responses": self.responses, "sink_errors": self.sink_errors,
                 "sources": self.sources, "seconds": round(self.seconds, 3)}
-
-
-class StreamSink:
-    """Fallback sink used when hullguard.runtime.outputs is not installed: JSON lines or text."""
-
-    def __init__(self, stream: TextIO, fmt: str = "json") -> None:
-        self.stream = stream
-        self.fmt = fmt
-        self._enc = msgspec.json.Encoder()
-
-    def emit(self, alert: Alert) -> None:
-        if self.fmt == "json":
-            self.stream.write(self._enc.encode(alert.to_dict()).decode() + "\n")
-        else:
-            self.stream.write(f"{alert.time} {alert.priority}: {alert.output}\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.stream not in (sys.stdout, sys.stderr):
-            self.stream.close()
 
 
 class Agent:
