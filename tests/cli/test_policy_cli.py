@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from hullguard.cli.main import main
@@ -59,3 +60,56 @@ def test_openvex_not_affected_suppresses(tmp_path: Path, capsys: pytest.CaptureF
     _, doc, _ = scan(["--vex", str(path)], capsys)
     assert "GHSA-35jh-r3h4-6jhm" not in {f["rule_id"] for f in doc["findings"]}
     assert any("VEX" in w for w in doc["warnings"])
+
+
+def _vex_for_every_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """An OpenVEX document marking every finding of the demo scan not_affected, built from the scan itself."""
+    _, doc, _ = scan([], capsys)
+    statements = [{
+        "vulnerability": {"name": f["rule_id"]},
+        "products": [{"@id": f["details"]["package"]["purl"]}],
+        "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path",
+    } for f in doc["findings"] if f["kind"] == "vulnerability"]
+    assert statements
+    path = tmp_path / "all.openvex.json"
+    path.write_text(json.dumps({"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.com/vex/all",
+                                "author": "app team", "timestamp": "2026-11-01T00:00:00Z", "version": 1,
+                                "statements": statements}))
+    return path
+
+
+def test_show_suppressed_lists_without_gating(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vex = _vex_for_every_finding(tmp_path, capsys)
+    code, doc, _ = scan(["--vex", str(vex)], capsys)
+    assert code == 0 and not [f for f in doc.get("findings", []) if f["kind"] == "vulnerability"]
+    code, doc, _ = scan(["--vex", str(vex), "--show-suppressed"], capsys)
+    vulns = [f for f in doc["findings"] if f["kind"] == "vulnerability"]
+    assert code == 0, "suppressed findings must not trip --exit-code"
+    assert vulns and all(f["details"]["suppressed"] == "vex" for f in vulns)
+    assert all(f["details"]["vex"]["justification"] == "vulnerable_code_not_in_execute_path" for f in vulns)
+    assert doc["summary"]["total"] == 0
+
+    assert main(["image", str(DEMO), "-f", "cyclonedx", "--vex", str(vex), "--show-suppressed"]) == 0
+    bom = json.loads(capsys.readouterr().out)
+    assert bom["vulnerabilities"] and all(v["analysis"]["state"] == "not_affected" for v in bom["vulnerabilities"])
+
+    assert main(["image", str(DEMO), "-f", "sarif", "--vex", str(vex), "--show-suppressed"]) == 0
+    log = json.loads(capsys.readouterr().out)
+    results = log["runs"][0]["results"]
+    assert results and all(r["suppressions"][0]["kind"] == "external" for r in results)
+    schema = json.loads((Path(__file__).parents[1] / "report" / "schemas" / "sarif-schema-2.1.0.json").read_text())
+    jsonschema.validate(log, schema)
+
+    assert main(["image", str(DEMO), "--vex", str(vex), "--show-suppressed"]) == 0
+    table = capsys.readouterr().out
+    assert f"Suppressed ({len(vulns)})" in table and "Vulnerabilities:" not in table
+
+
+def test_show_suppressed_names_the_ignore_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".hullguardignore").write_text(
+        "ignore:\n  - id: CVE-2021-44906\n    reason: build-time only\n    expires: 2999-01-01\n")
+    _, doc, _ = scan(["--show-suppressed"], capsys)
+    [minimist] = [f for f in doc["findings"] if f["details"].get("suppressed")]
+    assert minimist["details"]["ignore"]["reason"] == "build-time only"
+    assert "CVE-2021-44906" not in {a for f in doc["findings"] if not f["details"].get("suppressed")
+                                     for a in f["details"].get("aliases", [])}

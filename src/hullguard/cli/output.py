@@ -28,6 +28,12 @@ def render(result, fmt: str) -> bytes:
         from hullguard.report import html as reporter  # type: ignore[no-redef]
     else:
         raise HullguardError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    if fmt in ("markdown", "html", "spdx") and any(f.details.get("suppressed") for f in result.findings):
+        # These formats have no way to mark a finding as suppressed: they show only what stands.
+        import msgspec
+
+        result = msgspec.structs.replace(result, findings=[f for f in result.findings
+                                                           if not f.details.get("suppressed")])
     return reporter.render(result)
 
 

@@ -74,6 +74,9 @@ def _vuln_options(p: argparse.ArgumentParser) -> None:
                    help="YAML ignore file (default: ./.hullguardignore when present)")
     p.add_argument("--vex", action="append", default=[], metavar="FILE",
                    help="OpenVEX or CycloneDX VEX document; not_affected/fixed statements suppress findings")
+    p.add_argument("--show-suppressed", action="store_true",
+                   help="list what VEX statements and the ignore file suppressed, with the justification "
+                   "(table, JSON, CycloneDX analysis, SARIF suppressions); they never trip --exit-code")
 
 
 def _scan_options(p: argparse.ArgumentParser) -> None:
@@ -266,11 +269,13 @@ def _suppress(result, args: argparse.Namespace):
     ignorefile = args.ignorefile or (".hullguardignore" if os.path.isfile(".hullguardignore") else "")
     if not (ignorefile or args.vex) or not result.findings:
         return result
+    shown: list = []
     if args.vex:
         from hullguard.policy.vex import apply_vex, load_vex
 
         outcome = apply_vex(result.findings, load_vex(args.vex))
         result.findings = outcome.kept
+        shown.extend(_mark(f, "vex", st.summary()) for f, st in outcome.suppressed)
         if outcome.suppressed:
             result.warnings.append(f"{len(outcome.suppressed)} finding(s) suppressed by VEX statements")
     if ignorefile:
@@ -278,12 +283,29 @@ def _suppress(result, args: argparse.Namespace):
 
         outcome = apply_ignores(result.findings, load_ignore_file(ignorefile))
         result.findings = outcome.kept
+        shown.extend(_mark(f, "ignorefile", {"id": rule.id, "reason": rule.reason, "source": rule.source,
+                                             **({"expires": rule.expires.isoformat()} if rule.expires else {})})
+                     for f, rule in outcome.suppressed)
         for rule in outcome.expired:
             result.warnings.append(f"{ignorefile}: ignore entry {rule.id} expired on {rule.expires}; "
                                    "it no longer suppresses anything")
         if outcome.suppressed:
             result.warnings.append(f"{len(outcome.suppressed)} finding(s) suppressed by {ignorefile}")
+    if getattr(args, "show_suppressed", False):
+        result.findings = [*result.findings, *shown]
     return result
+
+
+def _mark(finding, how: str, why: dict):
+    """A suppressed finding kept for --show-suppressed: ``details["suppressed"]`` says by what, and a
+    VEX statement also sits in ``details["vex"]``, where the CycloneDX reporter turns it into ``analysis``."""
+    extra = {"suppressed": how, "vex": why} if how == "vex" else {"suppressed": how, "ignore": why}
+    finding.details = {**finding.details, **extra}
+    return finding
+
+
+def suppressed(finding) -> bool:
+    return bool(finding.details.get("suppressed"))
 
 
 def _emit(result, args: argparse.Namespace) -> int:
@@ -298,7 +320,7 @@ def _emit(result, args: argparse.Namespace) -> int:
         if len(result.warnings) > len(shown):
             print(f"hullguard: {len(result.warnings) - len(shown)} more warnings (see --format json)",
                   file=sys.stderr)
-    if args.exit_code and any(f.kind in GATED_KINDS for f in result.findings):
+    if args.exit_code and any(f.kind in GATED_KINDS and not suppressed(f) for f in result.findings):
         return args.exit_code
     return 0
 

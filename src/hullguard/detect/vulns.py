@@ -726,7 +726,8 @@ def summary(findings: Iterable[Finding], roles: dict[str, str] | None = None) ->
     upgrades that fix the most, per package. With ``roles`` (see :func:`layer_roles`) every
     upgrade names its layer role and ``by_layer`` splits the same figures into base image and
     application, so the reader knows whether to rebuild on a newer base or bump a dependency."""
-    fs = [f for f in findings if f.kind == "vulnerability"]
+    # Findings kept only for --show-suppressed are listed, never counted.
+    fs = [f for f in findings if f.kind == "vulnerability" and not f.details.get("suppressed")]
     roles = roles or {}
     out = {**_counts(fs), "upgrades": _upgrades(fs, roles)}
     if roles:

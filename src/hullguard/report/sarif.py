@@ -214,6 +214,7 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
                 },
             }],
             "partialFingerprints": {"hullguard/v1": _fingerprint(f, path)},
+            **_suppressions(f),
         })
 
     a = result.artifact
@@ -241,6 +242,18 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
         props["os"] = f"{result.os.family} {result.os.release}".strip()
     run["properties"] = props
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+
+
+def _suppressions(f: Finding) -> dict[str, Any]:
+    """A finding shown with --show-suppressed: an "external" suppression (VEX or the ignore file)
+    that code-scanning UIs display as dismissed, with the justification."""
+    how = f.details.get("suppressed")
+    if not how:
+        return {}
+    why = f.details.get("vex" if how == "vex" else "ignore") or {}
+    text = (f"VEX {why.get('status', '')}: {why.get('justification') or why.get('detail') or ''}" if how == "vex"
+            else f"{why.get('source') or '.hullguardignore'}: {why.get('reason', '')}")
+    return {"suppressions": [{"kind": "external", "status": "accepted", "justification": text.strip(" :")}]}
 
 
 def render(result: ScanResult) -> bytes:

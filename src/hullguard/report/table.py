@@ -72,6 +72,14 @@ def _vulnerabilities(vulns: list[Finding], layer_index: dict[str, int], roles: d
     return out
 
 
+def _why(f: Finding) -> list[str]:
+    if f.details.get("suppressed") == "vex":
+        vex = f.details.get("vex") or {}
+        return [f"VEX {vex.get('status', '')}", str(vex.get("justification") or vex.get("detail") or "")]
+    ignore = f.details.get("ignore") or {}
+    return [str(ignore.get("source") or "ignore file"), str(ignore.get("reason", ""))]
+
+
 def render(result: ScanResult) -> bytes:
     a = result.artifact
     out = [f"{a.name} ({a.type})"]
@@ -109,15 +117,22 @@ def render(result: ScanResult) -> bytes:
             for i, layer in enumerate(result.layers)
         ]
         out.extend(_table(rows, ["#", "DIGEST", "ROLE", "PACKAGES", "CREATED BY"]))
-    vulns = [f for f in result.findings if f.kind == "vulnerability"]
+    hidden = [f for f in result.findings if f.details.get("suppressed")]
+    shown = [f for f in result.findings if not f.details.get("suppressed")]
+    vulns = [f for f in shown if f.kind == "vulnerability"]
     if vulns:
         out.extend(_vulnerabilities(vulns, layer_index, layer_roles(result), base_image_name(result)))
-    others = [f for f in result.findings if f.kind != "vulnerability"]
+    others = [f for f in shown if f.kind != "vulnerability"]
     if others:
         out.append("")
         out.append("Findings")
         rows = [[f.severity.name, f.rule_id, f.kind, _where(f), f.title] for f in others]
         out.extend(_table(rows, ["SEVERITY", "ID", "KIND", "TARGET", "TITLE"]))
+    if hidden:
+        out.append("")
+        out.append(f"Suppressed ({len(hidden)})")
+        out.extend(_table([[f.severity.name, f.rule_id, f.target, *_why(f)] for f in hidden],
+                          ["SEVERITY", "ID", "TARGET", "BY", "WHY"]))
     if result.packages:
         out.append("")
         out.append("Packages")
