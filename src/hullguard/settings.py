@@ -75,15 +75,10 @@ def find_settings_file(explicit: str | None, env: Mapping[str, str]) -> str | No
 def load_settings(path: str | None) -> Settings:
     if not path:
         return Settings()
+    from hullguard.fileio import read_bounded
     from hullguard.inventory._yaml import YamlError, load_yaml
 
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SETTINGS_BYTES + 1)
-    except OSError as exc:
-        raise SettingsError(f"{path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_SETTINGS_BYTES:
-        raise SettingsError(f"{path}: larger than {MAX_SETTINGS_BYTES} bytes")
+    data = read_bounded(path, MAX_SETTINGS_BYTES, error=SettingsError)
     try:
         doc = load_yaml(data, typed_scalars=True)
     except (YamlError, ValueError) as exc:

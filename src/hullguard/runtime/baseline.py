@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hullguard.fileio import read_bounded
 from hullguard.model import HullguardError
 from hullguard.runtime.engine import PRIORITY_LABEL, Alert, _time_of
 
@@ -235,13 +236,7 @@ class BaselineStore:
             if not n.endswith(".json") or n.startswith("."):
                 continue
             full = os.path.join(self.path, n)
-            try:
-                with open(full, "rb") as fh:
-                    raw = fh.read(MAX_FILE_BYTES + 1)
-            except OSError as exc:
-                raise HullguardError(f"cannot read {full}: {exc.strerror or exc}") from None
-            if len(raw) > MAX_FILE_BYTES:
-                raise HullguardError(f"{full}: larger than {MAX_FILE_BYTES} bytes")
+            raw = read_bounded(full, MAX_FILE_BYTES)
             try:
                 doc = json.loads(raw)
             except ValueError as exc:
