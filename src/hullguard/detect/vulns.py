@@ -4,9 +4,11 @@ Rules that decide what is reported:
 
 * Distro packages are matched with their distribution's own data only, never with upstream
   ranges: Debian/Ubuntu through the *source* package name and the installed binary version,
-  Alpine/Wolfi through the origin, RPM distributions through the source RPM name and the EVR.
-  The OS release picks the advisory ecosystem (Debian 12 -> ``Debian:12``, Alpine 3.19.1 ->
-  ``Alpine:v3.19``, Ubuntu 22.04 -> ``Ubuntu:22.04:LTS``).
+  Alpine/Wolfi through the origin, RPM distributions through the binary and the source RPM
+  name (AlmaLinux and Red Hat publish binary names, Rocky Linux source names) and the EVR, an
+  advisory version without an epoch taking the installed one. The OS release picks the advisory
+  ecosystem (Debian 12 -> ``Debian:12``, Alpine 3.19.1 -> ``Alpine:v3.19``, Ubuntu 22.04 ->
+  ``Ubuntu:22.04:LTS`` and ``Ubuntu:Pro:22.04:LTS``).
 * Language packages are matched by ecosystem and normalised name (PEP 503, lower-case npm,
   Maven ``group:artifact``, exact Go module paths).
 * A language package that a distro package installed (``metadata["os_owned_by"]``, e.g. the
@@ -45,15 +47,18 @@ LANGUAGE_ECOSYSTEMS = {
 }
 OS_PACKAGE_ECOSYSTEMS = ("deb", "apk", "rpm")
 
-# Distro priority words, mapped onto hullguard's scale.
+# The words distributions rate issues with, mapped onto hullguard's scale: Debian's tracker
+# urgency (ecosystem_specific.urgency: unimportant, low, medium, high; "not yet assigned" is no
+# rating), Ubuntu's priority (severity type "Ubuntu", or ecosystem_specific.ubuntu_priority in
+# older records: negligible, low, medium, high, critical) and Red Hat's impact, which RHSA/ALSA/
+# RLSA records carry as the first word of their summary ("Important: openssl security update").
 _DISTRO_SEVERITY = {
     "unimportant": Severity.LOW, "negligible": Severity.LOW, "low": Severity.LOW,
     "medium": Severity.MEDIUM, "moderate": Severity.MEDIUM, "important": Severity.HIGH,
     "high": Severity.HIGH, "critical": Severity.CRITICAL,
 }
-_WONT_FIX = {"will not fix", "wont-fix", "won't fix", "ignored", "end-of-life", "out of support scope",
-             "no-dsa", "deferred", "postponed"}
-_NOT_AFFECTED = {"not affected", "not-affected", "not_affected"}
+_RED_HAT_IMPACT = re.compile(r"(Low|Moderate|Important|Critical):\s")
+_RPM_ADVISORY_BASES = frozenset({"Red Hat", "AlmaLinux", "Rocky Linux"})
 
 
 @dataclass
@@ -66,9 +71,6 @@ class MatchOptions:
 class MatchReport:
     findings: list[Finding] = field(default_factory=list)
     not_checked: list[tuple[str, str]] = field(default_factory=list)  # (package id, reason)
-    # (package id, advisory id) pairs the distribution marks "not affected": no finding, but kept so
-    # that reports can say why a listed advisory was not raised.
-    not_affected: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked: int = 0
 
@@ -88,6 +90,8 @@ class _Target:
     key: Any
     release_ok: Callable[[str], bool]
     is_os: bool
+    # The installed epoch, for RPM advisories that leave it out of their versions ("" otherwise).
+    fill: str = ""
 
 
 def _major_minor(release: str) -> tuple[str, str]:
@@ -95,8 +99,47 @@ def _major_minor(release: str) -> tuple[str, str]:
     return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
 
 
+def _ubuntu_release_ok(want: str) -> Callable[[str], bool]:
+    # Canonical publishes "Ubuntu:22.04:LTS", "Ubuntu:25.04" and, for releases in Expanded
+    # Security Maintenance, "Ubuntu:Pro:20.04:LTS" (osv.dev folds Pro into the plain release).
+    # "Pro:FIPS:..." and "...:LTS:Realtime:Kernel" describe other package builds and never match.
+    def ok(release: str) -> bool:
+        parts = release.split(":")
+        if parts and parts[0] == "Pro":
+            parts = parts[1:]
+        if parts[-1:] == ["LTS"]:
+            parts = parts[:-1]
+        return parts == [want]
+    return ok
+
+
+def _suse_release_ok(os_info: OSInfo, major: str, minor: str) -> tuple[str, Callable[[str], bool]] | None:
+    family = os_info.family.lower()
+    if family == "opensuse-tumbleweed":
+        return "openSUSE", lambda r: r == "Tumbleweed"
+    if family.startswith("opensuse"):
+        # "openSUSE:Leap 15.6" (and "Leap 15.6 NonFree"), "openSUSE:Leap Micro 5.5": the product
+        # name without its vendor word, then the VERSION_ID.
+        product = os_info.name.strip()
+        product = re.sub(r"^openSUSE\s+", "", product, flags=re.IGNORECASE)
+        product = re.sub(r"\s+\d[\w.]*.*$", "", product) or "Leap"
+        want = f"{product} {major}.{minor}" if minor else f"{product} {major}"
+        return "openSUSE", lambda r, w=want: r == w or r == f"{w} NonFree"
+    # SUSE describes SLES per product and module ("SUSE:Linux Enterprise Server 15 SP5",
+    # "SUSE:Linux Enterprise Module for Basesystem 15 SP5"); every one of them built for this
+    # service pack applies to the image.
+    suffix = f" {major} SP{minor}" if minor and minor != "0" else f" {major}"
+    return "SUSE", lambda r, s=suffix: r.endswith(s)
+
+
 def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, Callable[[str], bool]] | None:
-    """(OSV base ecosystem, predicate on the advisory's release part) for a distro package."""
+    """(OSV base ecosystem, predicate on the advisory's release part) for a distro package.
+
+    The release spellings are the publishers' own: Debian ``Debian:12``; Ubuntu ``Ubuntu:22.04:LTS``,
+    ``Ubuntu:25.04`` and ``Ubuntu:Pro:20.04:LTS``; Alpine ``Alpine:v3.19``; Rocky ``Rocky Linux:9``;
+    Alma ``AlmaLinux:9``; Red Hat ``Red Hat:enterprise_linux:9::appstream``; Wolfi and Chainguard
+    have no release; openSUSE ``openSUSE:Leap 15.6``; SUSE ``SUSE:Linux Enterprise Server 15 SP5``.
+    """
     if os_info is None:
         return None
     family = os_info.family.lower()
@@ -106,9 +149,8 @@ def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, C
         # only Debian itself is matched against Debian data.
         if family == "debian" and major:
             return "Debian", lambda r, m=major: r in (m, "")
-        if family == "ubuntu":
-            want = f"{major}.{minor}" if minor else major
-            return "Ubuntu", lambda r, w=want: r.removesuffix(":LTS") == w
+        if family == "ubuntu" and major:
+            return "Ubuntu", _ubuntu_release_ok(f"{major}.{minor}" if minor else major)
         return None
     if pkg_ecosystem == "apk":
         if family == "wolfi":
@@ -116,7 +158,7 @@ def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, C
         if family == "chainguard":
             return "Chainguard", lambda r: True
         if family == "alpine" and major:
-            if os_info.release.endswith("_alpha") or "edge" in os_info.release:
+            if os_info.release.endswith("_alpha") or "_alpha" in os_info.release or "edge" in os_info.release:
                 return "Alpine", lambda r: r == "edge"
             return "Alpine", lambda r, w=f"v{major}.{minor}": r == w
         return None
@@ -128,12 +170,12 @@ def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, C
         if family == "almalinux":
             return "AlmaLinux", lambda r, m=major: r.split(".")[0] == m
         if family == "rhel":
+            # "Red Hat:enterprise_linux:9::appstream" (and ::baseos, ::crb); the EUS/E4S/AUS
+            # streams ("rhel_eus:9.2::appstream") need a subscription an image does not show.
             pattern = re.compile(rf"^enterprise_linux:{major}(::|$|:)")
             return "Red Hat", lambda r, p=pattern: bool(p.match(r))
-        if family.startswith("opensuse") or family in ("sles", "sled", "sles_sap"):
-            base = "openSUSE" if family.startswith("opensuse") else "SUSE"
-            want = os_info.name.strip()
-            return base, lambda r, w=want: r == w
+        if family.startswith("opensuse") or family in ("sles", "sled", "sles_sap", "sle-micro"):
+            return _suse_release_ok(os_info, major, minor)
         return None
     return None
 
@@ -183,9 +225,15 @@ def _targets(result: ScanResult, options: MatchOptions, causes: _Causes) -> list
                 causes.add(pkg, f"no advisory data for distribution {family} {release}".rstrip())
                 continue
             base, release_ok = eco
-            names = [pkg.source_name or pkg.name]
-            if base == "Red Hat" and pkg.name not in names:
-                names.append(pkg.name)  # Red Hat records name binary RPMs as often as source RPMs
+            if pkg.ecosystem == "rpm":
+                # AlmaLinux and Red Hat records name binary RPMs (openssl-libs), Rocky Linux's
+                # (apollo) the source RPM (openssl): both names are looked up, the binary first.
+                names = [pkg.name]
+                if pkg.source_name and pkg.source_name != pkg.name:
+                    names.append(pkg.source_name)
+            else:
+                # Debian and Ubuntu publish per source package, Alpine per origin.
+                names = [pkg.source_name or pkg.name]
             is_os = True
         elif pkg.ecosystem in LANGUAGE_ECOSYSTEMS:
             if options.skip_os_owned and pkg.metadata.get("os_owned_by"):
@@ -212,8 +260,45 @@ def _targets(result: ScanResult, options: MatchOptions, causes: _Causes) -> list
         except InvalidVersion as exc:
             causes.add(pkg, f"unparsable {base} version", str(exc))
             continue
-        out.append(_Target(pkg, base, names, version, comp, key, release_ok, is_os))
+        fill = ""
+        if pkg.ecosystem == "rpm":
+            m = _RPM_EPOCH.match(version)
+            if m and int(m.group(1)):
+                fill = str(int(m.group(1)))
+                comp = _EpochFilled(comp, fill)
+        out.append(_Target(pkg, base, names, version, comp, key, release_ok, is_os, fill))
     return out
+
+
+_RPM_EPOCH = re.compile(r"(\d+):")
+
+
+class _EpochFilled:
+    """An RPM comparator that reads an advisory version without an epoch as having the
+    installed package's epoch.
+
+    Rocky Linux's errata service has published fixed versions as "version-release" with the
+    epoch only in the purl (``?epoch=1``); read with rpm's own rule (no epoch = 0), every fix
+    for an epoch-1 package such as openssl-libs 1:3.0.7 would sort below the installed version
+    and the package would never be reported. Grype compares such versions the same way.
+    """
+
+    def __init__(self, comp: Comparator, epoch: str) -> None:
+        self._comp = comp
+        self._epoch = epoch
+        self.name = getattr(comp, "name", "rpm")
+
+    def _full(self, version: str) -> str:
+        return version if _RPM_EPOCH.match(version) else f"{self._epoch}:{version}"
+
+    def key(self, version: str) -> Any:
+        return self._comp.key(self._full(version))
+
+    def compare(self, a: str, b: str) -> int:
+        return self._comp.compare(self._full(a), self._full(b))
+
+    def valid(self, version: str) -> bool:
+        return self._comp.valid(self._full(version))
 
 
 def _any_release(release: str) -> bool:
@@ -268,28 +353,34 @@ def _best_cvss(vectors: Iterable[tuple[str, str]]) -> dict[str, Any] | None:
     return None
 
 
-def _distro_priority(specific: dict[str, Any], severities: Iterable[tuple[str, str]]) -> str:
+def _distro_priority(specific: dict[str, Any], severities: Iterable[tuple[str, str]], base: str = "",
+                     summary: str = "") -> str:
     for kind, score in severities:
         if kind.lower() in ("ubuntu", "debian", "alpine") and score.lower() in _DISTRO_SEVERITY:
             return score.lower()
-    for k in ("urgency", "priority", "severity"):
+    for k in ("urgency", "ubuntu_priority", "priority"):
         v = specific.get(k)
         if isinstance(v, str):
+            # Debian marks urgencies it has not checked with a trailing "*" ("low*").
             word = v.lower().split()[0].rstrip("*") if v.strip() else ""
             if word in _DISTRO_SEVERITY:
                 return word
+    if base in _RPM_ADVISORY_BASES:
+        m = _RED_HAT_IMPACT.match(summary)
+        if m:
+            return m.group(1).lower()
     return ""
 
 
 def _state(specific: dict[str, Any], fix: str) -> str:
-    for k in ("status", "fix_state", "state"):
-        v = specific.get(k)
-        if isinstance(v, str):
-            word = v.strip().lower()
-            if word in _NOT_AFFECTED:
-                return "not affected"
-            if word in _WONT_FIX:
-                return "will not fix"
+    """What the distribution says about a matched advisory.
+
+    None of the distro feeds lists a package that is not affected (Debian, Ubuntu and Alpine
+    leave such release/package pairs out of ``affected``), and an unfixed entry is one without a
+    ``fixed`` event. The one "will not fix" they spell out is Debian's urgency ``end-of-life``:
+    the package is no longer supported in that release. Ubuntu's "ignored"/"deferred" and
+    Debian's "no-dsa" exist in their trackers but not in their OSV data.
+    """
     if fix:
         return "fixed"
     if specific.get("urgency") == "end-of-life":
@@ -421,8 +512,8 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         index: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             index.setdefault(row[2], []).append(row)
-        compiled: dict[tuple[str | None, str | None], Compiled] = {}
-        bad: dict[tuple[str | None, str | None], str] = {}  # range texts with unparsable versions
+        compiled: dict[tuple[str | None, str | None, str], Compiled] = {}
+        bad: dict[tuple[str | None, str | None, str], str] = {}  # range texts with unparsable versions
         verdicts: dict[tuple[str | None, str | None, str], RangeResult] = {}
         for t in group:
             seen: set[str] = set()
@@ -435,16 +526,16 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                         continue
                     vk = (row[3], row[4], version)
                     res = verdicts.get(vk)
+                    ck = (row[3], row[4], t.fill)
                     if res is None:
-                        ck = (row[3], row[4])
                         c = compiled.get(ck)
                         if c is None:
                             c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
                             if c.errors:
                                 bad[ck] = c.errors[0]
                         res = verdicts[vk] = c.check(version, t.key)
-                    if bad and (row[3], row[4]) in bad:
-                        data_errors.setdefault(base, {}).setdefault(adv_id, bad[(row[3], row[4])])
+                    if bad and ck in bad:
+                        data_errors.setdefault(base, {}).setdefault(adv_id, bad[ck])
                     if res.affected:
                         seen.add(adv_id)
                         hits.append((t, row, res.fix))
@@ -473,9 +564,6 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
             continue
         specific = texts(row[5], {})
         state = _state(specific, fix)
-        if state == "not affected":
-            report.not_affected.append((t.pkg.id, adv.id))
-            continue
         shared = per_target.get(id(t))
         if shared is None:
             shared = per_target[id(t)] = _target_details(t, layers)
@@ -514,7 +602,7 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
     cvss = _cvss_of(adv.severity_text, row_sev, texts) if row_sev else (dict(adv.cvss) if adv.cvss else None)
     distro = ""
     if t.is_os:
-        distro = _distro_priority(specific, [*texts(row_sev, []), *adv.severity])
+        distro = _distro_priority(specific, [*texts(row_sev, []), *adv.severity], t.base, adv.title)
     if distro:
         severity, source = _DISTRO_SEVERITY[distro], "distro"
     elif cvss:
@@ -560,6 +648,10 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
         details["modified"] = adv.modified
     if adv.references:
         details["references"] = list(adv.references)
+    availability = specific.get("availability") if t.is_os else None
+    if isinstance(availability, str) and "Pro" in availability:
+        # Ubuntu ships this fix (or the release's only fixes, once it is in ESM) to Pro subscribers.
+        details["fix_availability"] = availability
     finding = Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=t.pkg.id,
                       location=location, fix=fix, details=details)
     # The same order as risk_key(), from the values at hand rather than read back from details.
@@ -776,21 +868,14 @@ def _max_fix(ecosystem: str, a: str, b: str) -> str:
 
 def apply(result: ScanResult, store: Store, options: MatchOptions | None = None) -> ScanResult:
     """``result`` with vulnerability findings and matching warnings added; packages that could
-    not be checked get ``metadata["vulnerabilities"] = "not checked: <reason>"``, and packages
-    with advisories their distribution marks "not affected" list those ids in
-    ``metadata["not_affected"]``."""
+    not be checked get ``metadata["vulnerabilities"] = "not checked: <reason>"``."""
     report = match(result, store, options)
     reasons = dict(report.not_checked)
-    unaffected: dict[str, list[str]] = {}
-    for pkg_id, adv_id in report.not_affected:
-        unaffected.setdefault(pkg_id, []).append(adv_id)
     packages = []
     for pkg in result.packages:
         reason = reasons.get(pkg.id)
         if reason:
             pkg = msgspec.structs.replace(pkg, metadata={**pkg.metadata, "vulnerabilities": f"not checked: {reason}"})
-        if pkg.id in unaffected:
-            pkg = msgspec.structs.replace(pkg, metadata={**pkg.metadata, "not_affected": sorted(unaffected[pkg.id])})
         packages.append(pkg)
     return msgspec.structs.replace(result, packages=packages, findings=[*result.findings, *report.findings],
                                    warnings=[*result.warnings, *report.warnings])

@@ -127,6 +127,41 @@ def _scalars(*dicts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_UBUNTU_ORDER = ("negligible", "low", "medium", "high", "critical")
+
+
+def _usn_priority(database_specific: dict[str, Any]) -> str:
+    """The highest Ubuntu priority among the CVEs a USN fixes.
+
+    USN records carry no top-level severity; each affected entry lists its CVEs with their
+    priorities under ``database_specific.cves_map.cves[].severity[]`` (type "Ubuntu"), a nested
+    shape the scalar-only ``specific`` column would otherwise drop.
+    """
+    cves_map = database_specific.get("cves_map")
+    cves = cves_map.get("cves") if isinstance(cves_map, dict) else None
+    best = -1
+    for cve in cves if isinstance(cves, list) else ():
+        sev = cve.get("severity") if isinstance(cve, dict) else None
+        for item in sev if isinstance(sev, list) else ():
+            if isinstance(item, dict) and item.get("type") == "Ubuntu" and item.get("score") in _UBUNTU_ORDER:
+                best = max(best, _UBUNTU_ORDER.index(item["score"]))
+    return _UBUNTU_ORDER[best] if best >= 0 else ""
+
+
+def _specific(a: Any) -> dict[str, Any]:
+    out = _scalars(a.ecosystem_specific, a.database_specific)
+    if "ubuntu_priority" not in out and (priority := _usn_priority(a.database_specific)):
+        out["ubuntu_priority"] = priority
+    return out
+
+
+def _shown_aliases(adv: Advisory) -> list[str]:
+    # Distro feeds name the CVE in "upstream" (Debian, Ubuntu, Alpine) or "related" (newer
+    # AlmaLinux records) rather than in "aliases"; findings show all of them, CVE first.
+    names = (*adv.aliases, *adv.upstream, *(r for r in adv.related if r.startswith("CVE-")))
+    return [a for a in dict.fromkeys(names) if a != adv.id]
+
+
 def _db_severity(adv: Advisory) -> str:
     sev = adv.database_specific.get("severity")
     return sev if isinstance(sev, str) and len(sev) <= 40 else ""
@@ -144,13 +179,13 @@ def _rows(adv: Advisory, source: str, only: str | None) -> tuple[tuple[Any, ...]
             adv.id, source, base, release, normalize_name(base, a.name),
             _ENC.encode(ranges).decode() if ranges else None,
             _ENC.encode(a.versions).decode() if a.versions else None,
-            _ENC.encode(sp).decode() if (sp := _scalars(a.ecosystem_specific, a.database_specific)) else None,
+            _ENC.encode(sp).decode() if (sp := _specific(a)) else None,
             _ENC.encode(a.severity).decode() if a.severity else None,
         ))
     details = zlib.compress(adv.details.encode(), 6) if adv.details else None
     row = (
         adv.id, source, adv.modified, adv.published, adv.withdrawn, adv.summary,
-        _ENC.encode(adv.aliases).decode() if adv.aliases else None,
+        _ENC.encode(shown).decode() if (shown := _shown_aliases(adv)) else None,
         _ENC.encode(adv.severity).decode() if adv.severity else None,
         _db_severity(adv),
         _ENC.encode(adv.references).decode() if adv.references else None,
@@ -160,7 +195,7 @@ def _rows(adv: Advisory, source: str, only: str | None) -> tuple[tuple[Any, ...]
 
 
 def _aliases(adv: Advisory) -> list[tuple[str, str]]:
-    names = dict.fromkeys((*adv.aliases, *adv.upstream, *adv.cves()))
+    names = dict.fromkeys((*_shown_aliases(adv), *adv.cves()))
     return [(a, adv.id) for a in names if a != adv.id]
 
 
