@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _register_run(rsub)
     srcp = rsub.add_parser("sources", help="which event sources can run here, and why not")
     srcp.add_argument("--format", choices=("json", "text"), default="text")
+    srcp.add_argument("--mount-tracefs", action="store_true",
+                      help="mount tracefs at /sys/kernel/tracing first when it is missing (root)")
     srcp.set_defaults(func=_sources)
     runtime_response.register(rsub)  # runtime baseline|respond|outputs
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
@@ -116,7 +118,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _register_run(rsub: argparse._SubParsersAction) -> None:
-    run = rsub.add_parser("run", help="watch live event sources (/proc, Kubernetes audit) and alert")
+    run = rsub.add_parser("run", help="watch live event sources (/proc, eBPF, Kubernetes audit) and alert")
     run.add_argument("--rules", nargs="+", metavar="FILE", action="extend", default=[],
                      help="rules files in load order (default: hullguard's bundled rules)")
     run.add_argument("--rule-matching", choices=("first", "all"), default="first")
@@ -127,6 +129,15 @@ def _register_run(rsub: argparse._SubParsersAction) -> None:
     g.add_argument("--proc-existing", action="store_true", help="also report processes already running")
     g.add_argument("--no-proc-fds", action="store_true", help="report execs only, no open files or connections")
     g.add_argument("--docker-socket", default="/var/run/docker.sock", metavar="PATH")
+    g = run.add_argument_group("eBPF source (bpftrace)")
+    g.add_argument("--ebpf", action="store_true",
+                   help="trace exec, file writes/sensitive reads and connects with bpftrace (root); "
+                        "mounts tracefs when missing")
+    g.add_argument("--ebpf-read-prefix", action="append", default=[], metavar="PATH",
+                   help="report reads under this path prefix (repeatable; replaces the default sensitive list)")
+    g.add_argument("--ebpf-max-rate", type=float, default=20000.0, metavar="N",
+                   help="most events per second the eBPF source passes on (20000); the rest are counted")
+    g.add_argument("--bpftrace", default=None, metavar="PATH", help="the bpftrace binary (default: from PATH)")
     g = run.add_argument_group("Kubernetes audit sources")
     g.add_argument("--audit-log", metavar="PATH", action="append", default=[],
                    help="follow a JSON-lines audit log (repeatable); rotation is handled")
@@ -226,9 +237,30 @@ def _build_sources(args: argparse.Namespace, hostname: str) -> list[Any]:
                          watch_fds=not args.no_proc_fds, docker=DockerMetadata(args.docker_socket))
         src.prime()
         sources.append(src)
+    if args.ebpf:
+        sources.append(_ebpf_source(args, hostname))
     if not sources:
-        raise HullguardError("no event source: give --proc, --audit-log PATH and/or --audit-webhook HOST:PORT")
+        raise HullguardError("no event source: give --proc, --ebpf, --audit-log PATH and/or --audit-webhook HOST:PORT")
     return sources
+
+
+def _ebpf_source(args: argparse.Namespace, hostname: str) -> Any:
+    from hullguard.runtime.sources.containers import DockerMetadata
+    from hullguard.runtime.sources.ebpf import DEFAULT_READ_PREFIXES, EbpfSource, check_ebpf, mount_tracefs, tracefs_dir
+
+    if not 1 <= args.ebpf_max_rate <= 10_000_000:
+        raise HullguardError("--ebpf-max-rate must be between 1 and 10000000")
+    if tracefs_dir() is None and os.geteuid() == 0:
+        where = mount_tracefs()
+        print(f"hullguard: tracefs was not mounted; mounted it at {where}", file=sys.stderr)
+    # The attach test is skipped: starting the source is the same test, and fails as clearly.
+    avail = check_ebpf(bpftrace=args.bpftrace, probe=False)
+    if not avail.available:
+        raise HullguardError("the eBPF source cannot run here: " + "; ".join(avail.reasons))
+    prefixes = tuple(args.ebpf_read_prefix) or DEFAULT_READ_PREFIXES
+    return EbpfSource(bpftrace=args.bpftrace, read_prefixes=prefixes, max_rate=args.ebpf_max_rate,
+                      docker=DockerMetadata(args.docker_socket), hostname=hostname,
+                      log=lambda msg: print(f"hullguard: {msg}", file=sys.stderr, flush=True))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -329,6 +361,11 @@ def _sources(args: argparse.Namespace) -> int:
     rows.append(Availability("k8s_audit_webhook", True, notes=["needs --tls-cert/--tls-key; the API server "
                                                                "posts with --audit-webhook-config-file"]))
     rows.append(Availability("audit_log", True, notes=["follows a JSON-lines audit log (--audit-log PATH)"]))
+    if getattr(args, "mount_tracefs", False):
+        from hullguard.runtime.sources.ebpf import mount_tracefs, tracefs_dir
+
+        if tracefs_dir() is None:
+            print(f"hullguard: mounted tracefs at {mount_tracefs()}", file=sys.stderr)
     rows.append(check_ebpf())
     if args.format == "json":
         print(json.dumps({"sources": [r.to_dict() for r in rows]}, indent=2))
