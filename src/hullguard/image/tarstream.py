@@ -39,16 +39,34 @@ class TarEntry:
     mode: int
     size: int
     linkname: str = ""
-    uid: int = 0
-    gid: int = 0
+    # The raw 512-byte header and the pax "uid"/"gid" values (-1 when absent). Owner ids are
+    # decoded only when asked for: almost no entry needs them, and the hot loop stays lean.
+    header: bytes = b""
+    pax_uid: int = -1
+    pax_gid: int = -1
 
     @property
     def is_file(self) -> bool:
         return self.type in (REGULAR, CONTIGUOUS)
 
+    @property
+    def uid(self) -> int:
+        """Owner user id: the pax record wins, else the header's octal or base-256 field."""
+        if self.pax_uid >= 0:
+            return self.pax_uid
+        return _octal(self.header[108:116]) if self.header else 0
+
+    @property
+    def gid(self) -> int:
+        if self.pax_gid >= 0:
+            return self.pax_gid
+        return _octal(self.header[116:124]) if self.header else 0
+
 
 def _octal(field: bytes) -> int:
-    # GNU base-256: high bit of the first byte set; used for sizes >= 8 GiB and big uids.
+    """A numeric header field: octal digits ended by NUL or space (POSIX ustar), or GNU base-256,
+    flagged by the high bit of the first byte, for values too big for the octal digits (sizes of
+    8 GiB and more, uids/gids of 2**21 and more): the remaining bits are a big-endian number."""
     if field and field[0] & 0x80:
         value = field[0] & 0x3F
         if field[0] & 0x40:
@@ -63,6 +81,14 @@ def _octal(field: bytes) -> int:
         return int(text, 8)
     except ValueError:
         raise TarError(f"bad number {text[:20]!r} in tar header") from None
+
+
+def _pax_id(value: str | None) -> int:
+    """A pax uid/gid record as a number, -1 when absent or not a plain decimal that fits a real id
+    (unicode digits and 5,000-digit values would make ``int`` fail or crawl)."""
+    if value and len(value) <= 20 and value.isascii() and value.isdigit():
+        return int(value)
+    return -1
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -237,7 +263,7 @@ class TarReader:
                         name = prefix + "/" + name
             linkname = long_link if long_link is not None else _cstr(header[157:257])
             mode = _octal(header[100:108])
-            uid = gid = 0  # parsed from the header only on demand: nothing on the hot path uses them
+            uid = gid = -1
             merged = {**pax_global, **pax} if pax_global else pax
             if merged:
                 name = merged.get("path", name)
@@ -249,10 +275,8 @@ class TarReader:
                         raise TarError("bad size in pax header") from None
                     if size < 0:
                         raise TarError("negative size in pax header")
-                if "uid" in merged and merged["uid"].isdigit():
-                    uid = int(merged["uid"])
-                if "gid" in merged and merged["gid"].isdigit():
-                    gid = int(merged["gid"])
+                uid = _pax_id(merged.get("uid"))
+                gid = _pax_id(merged.get("gid"))
             long_name = long_link = None
             pax = {}
             if typeflag == "S":
@@ -262,4 +286,4 @@ class TarReader:
             self._pending = self._padded(size)
             if typeflag not in (REGULAR, CONTIGUOUS):
                 self._pending_data = 0
-            yield TarEntry(name, typeflag, mode, size, linkname, uid, gid)
+            yield TarEntry(name, typeflag, mode, size, linkname, header, uid, gid)
