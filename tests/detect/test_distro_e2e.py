@@ -143,7 +143,7 @@ def test_rocky_image_source_name_fix_without_epoch(tmp_path: Path, db: str,
     ])
     found = _scan(old, db, capsys)
     f = found[("openssl-libs", "RLSA-TEST:0001")]
-    assert f["fix"] == "3.0.7-27.el9" and f["details"]["matched_name"] == "openssl"
+    assert f["fix"] == "1:3.0.7-27.el9" and f["details"]["matched_name"] == "openssl"
     assert f["details"]["advisory_ecosystem"] == "Rocky Linux:9"
     # The AlmaLinux advisory is for another distribution: not applied to Rocky.
     assert not any(rule.startswith("ALSA") for _, rule in found)

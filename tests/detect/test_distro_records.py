@@ -65,6 +65,7 @@ def _ids(found: dict) -> set[str]:
     (OSInfo(family="debian", release="12"), "deb", "Debian:12", True),
     (OSInfo(family="debian", release="12.5"), "deb", "Debian:12", True),
     (OSInfo(family="debian", release="12"), "deb", "Debian:11", False),
+    (OSInfo(family="debian", release="", codename="trixie"), "deb", "Debian:13", True),  # testing
     (UBUNTU_2204, "deb", "Ubuntu:22.04:LTS", True),
     (UBUNTU_2204, "deb", "Ubuntu:Pro:22.04:LTS", True),  # ESM data; osv.dev folds Pro into the release
     (UBUNTU_2204, "deb", "Ubuntu:Pro:FIPS:22.04:LTS", False),  # FIPS builds are other packages
@@ -110,6 +111,7 @@ def test_release_to_advisory_ecosystem(os_info: OSInfo, pkg_eco: str, ecosystem:
     (OSInfo(family="fedora", release="40"), "rpm"),  # no OSV feed
     (OSInfo(family="centos", release="7"), "rpm"),
     (OSInfo(family="alpine", release=""), "apk"),
+    (OSInfo(family="debian", release="", codename="sid"), "deb"),  # unstable has no release data
 ])
 def test_no_advisory_data(os_info: OSInfo, pkg_eco: str) -> None:
     assert distro_ecosystem(os_info, pkg_eco) is None
@@ -248,13 +250,15 @@ def test_rocky_source_name_and_fix_without_epoch(store: Store) -> None:
     _load(store, _real("RLSA-TEST-0001.json"))
     found = _scan(store, ROCKY_9, _pkg("openssl-libs", "1:3.0.7-25.el9", "rpm", "openssl"))
     f = found[("openssl-libs", "RLSA-TEST:0001")]
-    # "3.0.7-27.el9" read with the installed epoch 1, not rpm's default 0 (which would sort it
-    # below the installed 1:3.0.7-25 and hide the finding).
-    assert f.fix == "3.0.7-27.el9" and f.details["matched_name"] == "openssl"
+    # "3.0.7-27.el9" read (and shown) with the installed epoch 1, not rpm's default 0, which
+    # would sort it below the installed 1:3.0.7-25 and hide the finding.
+    assert f.fix == "1:3.0.7-27.el9" and f.details["matched_name"] == "openssl"
     assert f.details["distro_severity"] == "important" and f.severity == Severity.HIGH
     assert _scan(store, ROCKY_9, _pkg("openssl-libs", "1:3.0.7-27.el9", "rpm", "openssl")) == {}
     assert _scan(store, ROCKY_9, _pkg("openssl-libs", "1:3.0.7-28.el9", "rpm", "openssl")) == {}
-    assert len(_scan(store, ROCKY_9, _pkg("openssl-libs", "3.0.7-25.el9", "rpm", "openssl"))) == 1
+    # Epoch 0 installed: nothing to fill, the advisory's text is the fix.
+    found = _scan(store, ROCKY_9, _pkg("openssl-libs", "3.0.7-25.el9", "rpm", "openssl"))
+    assert [f.fix for f in found.values()] == ["3.0.7-27.el9"]
 
 
 def test_rpm_explicit_epoch_in_advisory_is_honoured(store: Store) -> None:

@@ -99,6 +99,10 @@ def _major_minor(release: str) -> tuple[str, str]:
     return (parts[0] if parts else "", parts[1] if len(parts) > 1 else "")
 
 
+_DEBIAN_NUMBERS = {"stretch": "9", "buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13",
+                   "forky": "14"}
+
+
 def _ubuntu_release_ok(want: str) -> Callable[[str], bool]:
     # Canonical publishes "Ubuntu:22.04:LTS", "Ubuntu:25.04" and, for releases in Expanded
     # Security Maintenance, "Ubuntu:Pro:20.04:LTS" (osv.dev folds Pro into the plain release).
@@ -147,8 +151,13 @@ def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, C
     if pkg_ecosystem == "deb":
         # Derivatives (Raspbian, Kali...) reuse Debian's version scheme but not its fixes, so
         # only Debian itself is matched against Debian data.
-        if family == "debian" and major:
-            return "Debian", lambda r, m=major: r in (m, "")
+        if family == "debian":
+            # Testing images carry only a codename; the tracker files them under the number
+            # the release will have (Debian:13 for trixie while it was testing).
+            major = major or _DEBIAN_NUMBERS.get(os_info.codename.lower(), "")
+            if major:
+                return "Debian", lambda r, m=major: r in (m, "")
+            return None
         if family == "ubuntu" and major:
             return "Ubuntu", _ubuntu_release_ok(f"{major}.{minor}" if minor else major)
         return None
@@ -538,7 +547,12 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                         data_errors.setdefault(base, {}).setdefault(adv_id, bad[ck])
                     if res.affected:
                         seen.add(adv_id)
-                        hits.append((t, row, res.fix))
+                        fix = res.fix
+                        if t.fill and fix and not _RPM_EPOCH.match(fix):
+                            # Shown as compared (and as dnf takes it), so that fixes of one
+                            # package from records with and without epochs order correctly.
+                            fix = f"{t.fill}:{fix}"
+                        hits.append((t, row, fix))
 
     for base, errors in data_errors.items():
         # One warning per cause (unparsable versions in one ecosystem's data), naming a few examples.
