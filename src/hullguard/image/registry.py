@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import http.cookiejar
 import io
 import json
 import os
 import re
 import subprocess
+import threading
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -112,27 +117,53 @@ class Credentials:
     token: str = ""  # an identity/refresh token, or a registry token to use as-is
 
 
+_CONFIG_CACHE: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+_HELPER_CACHE: dict[tuple[str, str], tuple[float, Credentials | None]] = {}
+HELPER_TTL = 60.0  # credential helpers hand out short-lived secrets (ECR: 12 h); re-ask every minute
+
+
 def _docker_config() -> dict[str, Any]:
     root = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
     path = os.path.join(root, "config.json")
     try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    # Every registry client asks (a webhook: every image it verifies); re-read only when the file changes.
+    stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _CONFIG_CACHE.get(path)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    try:
         with open(path, "rb") as f:
             data = json.loads(f.read(1 << 20))
-        return data if isinstance(data, dict) else {}
+        config = data if isinstance(data, dict) else {}
     except (OSError, ValueError):
-        return {}
+        config = {}
+    if len(_CONFIG_CACHE) > 16:
+        _CONFIG_CACHE.clear()
+    _CONFIG_CACHE[path] = (stamp, config)
+    return config
 
 
 def _helper(helper: str, host: str) -> Credentials | None:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", helper):
         return None
+    cached = _HELPER_CACHE.get((helper, host))
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
     try:
         out = subprocess.run([f"docker-credential-{helper}", "get"], input=host.encode(), capture_output=True,
                              timeout=20, check=True).stdout
         data = json.loads(out)
-        return Credentials(username=str(data.get("Username", "")), password=str(data.get("Secret", "")))
+        creds: Credentials | None = Credentials(username=str(data.get("Username", "")),
+                                                password=str(data.get("Secret", "")))
     except (OSError, subprocess.SubprocessError, ValueError, AttributeError):
-        return None
+        creds = None
+    if len(_HELPER_CACHE) > 256:
+        _HELPER_CACHE.clear()
+    _HELPER_CACHE[(helper, host)] = (time.monotonic() + HELPER_TTL, creds)
+    return creds
 
 
 def credentials_for(registry: str) -> Credentials | None:
@@ -177,6 +208,107 @@ def _tls_context() -> Any:
     return httpx.create_ssl_context()
 
 
+# One connection pool per registry host (and TLS mode), shared by every RegistryClient of the process:
+# a webhook verifying each admitted image would otherwise pay a new client (proxy and SSL setup) and
+# a new TCP/TLS connection per image. httpx.Client is documented as safe to share between threads.
+MAX_SHARED_POOLS = 32
+KEEPALIVE_EXPIRY = 20.0
+_POOLS: dict[tuple[str, bool], Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """Registries need no cookies, and a pool shared by repositories and credentials must not
+    carry one caller's cookies to another (go-containerregistry, which cosign uses, keeps none)."""
+
+    def set_cookie(self, cookie: Any) -> None:
+        pass
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+
+def _new_client(verify: Any, timeout: float, limits: Any = None) -> Any:
+    import httpx
+
+    return httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), verify=verify,
+                        follow_redirects=True, headers={"User-Agent": "hullguard"}, cookies=_NoCookies(),
+                        **({"limits": limits} if limits is not None else {}))
+
+
+def _pool_for(api_host: str, tls: bool) -> Any | None:
+    """The process-wide client for this host, or None when too many hosts are pooled already."""
+    key = (api_host, tls)
+    with _POOLS_LOCK:
+        client = _POOLS.get(key)
+        if client is None:
+            if len(_POOLS) >= MAX_SHARED_POOLS:
+                return None
+            import httpx
+
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=16,
+                                  keepalive_expiry=KEEPALIVE_EXPIRY)
+            client = _new_client(_tls_context() if tls else False, 30.0, limits)
+            _POOLS[key] = client
+        return client
+
+
+def close_pools() -> None:
+    """Close every shared connection (tests; a long-running server at exit)."""
+    with _POOLS_LOCK:
+        clients = list(_POOLS.values())
+        _POOLS.clear()
+    for client in clients:
+        client.close()
+
+
+# Bearer tokens by (registry host, realm, service, scope, credentials) until shortly before they expire,
+# and each host's last challenge, so that a new client for a repository it has already pulled from
+# sends the token at once instead of a 401 round trip and a token request per image.
+MAX_TOKENS = 1024
+TOKEN_MARGIN = 10.0  # seconds before expiry a token stops being handed out
+DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is absent
+_TOKENS: OrderedDict[tuple[str, ...], tuple[str, float]] = OrderedDict()
+_CHALLENGES: dict[str, str] = {}
+_AUTH_LOCK = threading.Lock()
+
+
+def _creds_id(creds: Credentials | None) -> str:
+    if not creds:
+        return ""
+    raw = "\0".join((creds.username, creds.password, creds.token)).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _cached_token(key: tuple[str, ...]) -> str:
+    with _AUTH_LOCK:
+        entry = _TOKENS.get(key)
+        if entry is None:
+            return ""
+        if entry[1] <= time.monotonic():
+            del _TOKENS[key]
+            return ""
+        return entry[0]
+
+
+def _store_token(key: tuple[str, ...], token: str, expires_in: object) -> None:
+    lifetime = expires_in if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) \
+        else DEFAULT_TOKEN_LIFETIME
+    ttl = min(float(lifetime), 3600.0) - TOKEN_MARGIN
+    if ttl <= 0:
+        return
+    with _AUTH_LOCK:
+        _TOKENS[key] = (token, time.monotonic() + ttl)
+        _TOKENS.move_to_end(key)
+        while len(_TOKENS) > MAX_TOKENS:
+            _TOKENS.popitem(last=False)
+
+
+def _forget_token(key: tuple[str, ...]) -> None:
+    with _AUTH_LOCK:
+        _TOKENS.pop(key, None)
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
@@ -200,15 +332,49 @@ class RegistryClient:
             # Try what worked last time first: a plain-HTTP registry otherwise costs a failed TLS
             # attempt per client, which a webhook verifying every admitted image would pay each time.
             self.schemes = [known] + [x for x in self.schemes if x != known]
-        self.client = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                                   verify=False if (insecure or loopback) else _tls_context(),
-                                   follow_redirects=True,
-                                   headers={"User-Agent": "hullguard"})
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        tls = not (insecure or loopback)
+        shared = _pool_for(ref.api_host, tls)
+        self._own_client = shared is None
+        self.client = shared if shared is not None else _new_client(_tls_context() if tls else False, timeout)
+        # Streamed responses a caller may leave open: closed with this client, so that an abandoned
+        # download cannot keep a connection of the shared pool busy for good.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self.base = ""
         self.auth_header = ""
+        self._token_key: tuple[str, ...] = ()  # the shared-cache entry auth_header came from, if any
+        self._preauthorize()
 
     def close(self) -> None:
-        self.client.close()
+        for response in list(self._streams):
+            response.close()
+        if self._own_client:
+            self.client.close()
+
+    def _preauthorize(self) -> None:
+        """Reuse a cached pull token for this repository, if this host challenged us before."""
+        challenge = _CHALLENGES.get(self.ref.api_host)
+        if not challenge:
+            return
+        scheme, params = _parse_challenge(challenge)
+        if scheme != "bearer" or "realm" not in params:
+            return
+        key = self._token_cache_key(params, f"repository:{self.ref.repository}:pull")
+        token = _cached_token(key)
+        if token:
+            self.auth_header = f"Bearer {token}"
+            self._token_key = key
+
+    def _token_cache_key(self, params: dict[str, str], scope: str) -> tuple[str, ...]:
+        return (self.ref.api_host, params.get("realm", ""), params.get("service", ""), scope,
+                _creds_id(self.credentials))
+
+    def _drop_auth(self, forget: bool = True) -> None:
+        """The registry refused auth_header; unless it only lacked a push scope, its cached token goes too."""
+        if self._token_key and forget:
+            _forget_token(self._token_key)
+        self._token_key = ()
+        self.auth_header = ""
 
     def _url(self, scheme: str, path: str) -> str:
         return f"{scheme}://{self.ref.api_host}/v2/{self.ref.repository}/{path}"
@@ -225,7 +391,8 @@ class RegistryClient:
                 hdrs["Authorization"] = self.auth_header
             try:
                 target = url or self._url(scheme, path)
-                request = self.client.build_request(method, target, headers=hdrs, content=content)
+                request = self.client.build_request(method, target, headers=hdrs, content=content,
+                                                    timeout=self.timeout)
                 response = self.client.send(request, stream=stream)
             except httpx.TimeoutException:
                 raise SourceError(f"registry {self.ref.registry} did not answer in time") from None
@@ -237,15 +404,18 @@ class RegistryClient:
                 continue
             self.base = scheme
             _SCHEME_SEEN[self.ref.api_host] = scheme
+            if stream:
+                self._streams.add(response)
             return response
         raise SourceError(f"cannot connect to registry {self.ref.registry}: {_short(last_error)}")
 
     def get(self, path: str, headers: dict[str, str] | None = None, stream: bool = False) -> Any:
         headers = headers or {}
         response = self._send(path, headers, stream)
-        if response.status_code == 401 and not self.auth_header:
+        if response.status_code == 401 and (not self.auth_header or self._token_key):
             challenge = response.headers.get("www-authenticate", "")
             response.close()
+            self._drop_auth()
             self._authenticate(challenge)
             response = self._send(path, headers, stream)
         if response.status_code >= 400:
@@ -278,6 +448,11 @@ class RegistryClient:
     def _authenticate(self, challenge: str, push: bool = False) -> None:
         scheme, params = _parse_challenge(challenge)
         creds = self.credentials
+        if scheme in ("basic", "bearer"):
+            with _AUTH_LOCK:
+                if len(_CHALLENGES) >= 256 and self.ref.api_host not in _CHALLENGES:
+                    _CHALLENGES.clear()
+                _CHALLENGES[self.ref.api_host] = challenge[:2048]
         if scheme == "basic":
             if not creds or not (creds.username or creds.password):
                 raise SourceError(f"registry {self.ref.registry} requires a login (use --username/--password "
@@ -291,20 +466,27 @@ class RegistryClient:
         query = {"scope": params.get("scope") or f"repository:{self.ref.repository}:{actions}"}
         if params.get("service"):
             query["service"] = params["service"]
+        key = self._token_cache_key(params, query["scope"])
+        token = _cached_token(key)
+        if token:
+            self.auth_header = f"Bearer {token}"
+            self._token_key = key
+            return
         auth = None
         if creds and creds.token and not creds.password:
             # An identity token is a refresh token for the OAuth2 flow of the token spec.
             try:
                 response = self.client.post(params["realm"], data={
                     "grant_type": "refresh_token", "refresh_token": creds.token,
-                    "service": query.get("service", ""), "scope": query["scope"], "client_id": "hullguard"})
+                    "service": query.get("service", ""), "scope": query["scope"], "client_id": "hullguard"},
+                    timeout=self.timeout)
             except self.httpx.HTTPError as exc:
                 raise SourceError(f"token service {params['realm']} failed: {_short(exc)}") from None
         else:
             if creds and (creds.username or creds.password):
                 auth = (creds.username, creds.password)
             try:
-                response = self.client.get(params["realm"], params=query, auth=auth)
+                response = self.client.get(params["realm"], params=query, auth=auth, timeout=self.timeout)
             except self.httpx.TimeoutException:
                 raise SourceError(f"token service {params['realm']} did not answer in time") from None
             except self.httpx.HTTPError as exc:
@@ -317,11 +499,14 @@ class RegistryClient:
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
+            expires_in = body.get("expires_in")
         except (ValueError, AttributeError):
-            token = None
+            token = expires_in = None
         if not isinstance(token, str) or not token:
             raise SourceError(f"token service {params['realm']} returned no token")
         self.auth_header = f"Bearer {token}"
+        self._token_key = key
+        _store_token(key, token, expires_in)
 
     def manifest(self, reference: str) -> tuple[bytes, str, str]:
         response = self.get(f"manifests/{reference}", {"Accept": ACCEPT}, stream=True)
@@ -360,8 +545,9 @@ class RegistryClient:
         if response.status_code == 401:
             challenge = response.headers.get("www-authenticate", "")
             response.close()
-            self.auth_header = ""
-            self._authenticate(challenge, push=method not in ("GET", "HEAD"))
+            push = method not in ("GET", "HEAD")
+            self._drop_auth(forget=not push)
+            self._authenticate(challenge, push=push)
             response = self._send(path, headers, stream, method, content, url)
         if response.status_code not in ok:
             status = response.status_code

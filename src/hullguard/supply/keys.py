@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import getpass
 import hashlib
 import json
@@ -248,7 +249,14 @@ def sign_bytes(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
 def load_public_keys(sources: list[str | bytes]) -> list[PublicKey]:
     if not sources:
         raise KeyFileError("give at least one public key (--key)")
-    return [load_public_key(s) for s in sources]
+    return [_public_key_from_bytes(s) if isinstance(s, bytes) else load_public_key(s) for s in sources]
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key_from_bytes(data: bytes) -> PublicKey:
+    # The webhook verifies every image against the same few policy keys: parse each PEM once.
+    # Paths are not cached, so a key file replaced on disk is read again.
+    return load_public_key(data)
 
 
 def raw_signature_ok(sig: bytes) -> bool:
