@@ -364,6 +364,22 @@ def _owners(packages: list[Package]) -> dict[str, str]:
     return owner
 
 
+def _owner(meta: EntryMeta) -> tuple[int | None, int | None, str]:
+    """(uid, gid, ", owned by ...") of a setuid/setgid entry, the ids the bits hand out: a setuid
+    file owned by root gives root, one owned by another user gives only that user. Empty when the
+    layer reader did not record the owner (ids are -1 or absent)."""
+    uid = getattr(meta, "uid", -1)
+    gid = getattr(meta, "gid", -1)
+    uid = uid if isinstance(uid, int) and uid >= 0 else None
+    gid = gid if isinstance(gid, int) and gid >= 0 else None
+    parts = []
+    if uid is not None and meta.mode & stat.S_ISUID:
+        parts.append("owned by root" if uid == 0 else f"owned by uid {uid} (not root)")
+    if gid is not None and meta.mode & stat.S_ISGID:
+        parts.append("group root" if gid == 0 else f"group gid {gid} (not root)")
+    return uid, gid, (", " + ", ".join(parts)) if parts else ""
+
+
 def _check_files(notable: dict[str, tuple[int, EntryMeta]], packages: list[Package], out: _Out) -> None:
     owners: dict[str, str] | None = None
     caches: dict[str, list[tuple[str, int, EntryMeta]]] = {}
@@ -377,8 +393,9 @@ def _check_files(notable: dict[str, tuple[int, EntryMeta]], packages: list[Packa
             base = path.rsplit("/", 1)[-1]
             bits = "+".join(b for b, m in (("setuid", stat.S_ISUID), ("setgid", stat.S_ISGID)) if meta.mode & m)
             usual = base in USUAL_SETUID and path.startswith(_DISTRO_DIRS)
-            out.add(3 if usual else 2, path, f"{bits} {meta.mode:04o}", layer=layer, mode=f"{meta.mode:04o}",
-                    package=owners.get(path))
+            uid, gid, owner = _owner(meta)
+            out.add(3 if usual else 2, path, f"{bits} {meta.mode:04o}{owner}", layer=layer,
+                    mode=f"{meta.mode:04o}", package=owners.get(path), uid=uid, gid=gid)
         if _world_writable(meta.type, meta.mode):
             what = 5 if meta.type == tarstream.DIRECTORY else 4
             out.add(what, path, f"mode {meta.mode:04o}", layer=layer, mode=f"{meta.mode:04o}")
