@@ -268,3 +268,19 @@ def test_rpm_explicit_epoch_in_advisory_is_honoured(store: Store) -> None:
     found = _scan(store, ROCKY_9, _pkg("sudo", "1:1.9.5p2-9.el9", "rpm", "sudo"),
                   _pkg("openssl-libs", "1:3.0.7-25.el9", "rpm", "openssl"))
     assert _ids(found) == {"RLSA-TEST:0003"}
+
+
+def test_ubuntu_release_entry_decides_over_pro_entry(store: Store) -> None:
+    def entry(eco: str, events: list[dict[str, str]]) -> dict:
+        return {"package": {"ecosystem": eco, "name": "glibc"}, "ranges": [{"type": "ECOSYSTEM", "events": events}]}
+
+    both = record("UBUNTU-CVE-2026-0001", "Ubuntu:22.04:LTS", "glibc", fixed("2.35-0ubuntu3.5"))
+    both["affected"].append(entry("Ubuntu:Pro:22.04:LTS", [{"introduced": "0"}]))
+    pro_only = record("UBUNTU-CVE-2026-0002", "Ubuntu:Pro:22.04:LTS", "glibc", fixed("2.35-0ubuntu3.13+esm1"))
+    _load(store, [both, pro_only])
+    found = _scan(store, UBUNTU_2204, _pkg("libc6", "2.35-0ubuntu3.13", "deb", "glibc"))
+    # The release's entry says fixed below the installed version; the Pro entry is not consulted.
+    assert _ids(found) == {"UBUNTU-CVE-2026-0002"}
+    assert found[("libc6", "UBUNTU-CVE-2026-0002")].fix == "2.35-0ubuntu3.13+esm1"
+    found = _scan(store, UBUNTU_2204, _pkg("libc6", "2.35-0ubuntu3.1", "deb", "glibc"))
+    assert found[("libc6", "UBUNTU-CVE-2026-0001")].fix == "2.35-0ubuntu3.5"

@@ -521,11 +521,17 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         index: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             index.setdefault(row[2], []).append(row)
+        if base == "Ubuntu":
+            # An advisory can list a package for both a release and its Pro (ESM) archive; the
+            # release's own entry decides, the Pro entry only speaks where the release has none.
+            for listed in index.values():
+                listed.sort(key=lambda r: str(r[1]).startswith("Pro:"))
         compiled: dict[tuple[str | None, str | None, str], Compiled] = {}
         bad: dict[tuple[str | None, str | None, str], str] = {}  # range texts with unparsable versions
         verdicts: dict[tuple[str | None, str | None, str], RangeResult] = {}
         for t in group:
             seen: set[str] = set()
+            decided: set[str] = set()  # Ubuntu advisories a non-Pro entry answered for this package
             release_ok = t.release_ok if t.is_os else None  # language data: only the unqualified release
             version = t.version
             for name in t.names:
@@ -533,6 +539,11 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                     adv_id = row[0]
                     if adv_id in seen or (row[1] if release_ok is None else not release_ok(row[1])):
                         continue
+                    if base == "Ubuntu":
+                        if not row[1].startswith("Pro:"):
+                            decided.add(adv_id)
+                        elif adv_id in decided:
+                            continue
                     vk = (row[3], row[4], version)
                     res = verdicts.get(vk)
                     ck = (row[3], row[4], t.fill)
