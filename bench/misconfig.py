@@ -459,6 +459,46 @@ def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
           f"(x{peer_s / ours_s:.1f})")
 
 
+def cel_timing(corpus: str, tmp: Path, rounds: int = 3) -> None:
+    """``hullguard config`` on the manifest corpus in this process, without and with the example
+    CEL policies (``--policy examples/policies``), best of ``rounds`` wall times."""
+    import contextlib
+    import io
+
+    from hullguard.cli.main import main as cli
+    from hullguard.policy.cel import load_policies_lenient
+
+    policies = ROOT / "examples" / "policies"
+    loaded, errors = load_policies_lenient([str(policies)])
+    if errors or not loaded:
+        print(f"\nCEL policies: cannot load {policies}: {errors}")
+        return
+    path = tmp / "cel-bench.yaml"
+    path.write_text(corpus)
+    out = tmp / "cel-bench.json"
+
+    def run(*extra: str) -> tuple[float, int]:
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            with contextlib.redirect_stderr(io.StringIO()):
+                code = cli(["config", "-q", "-f", "json", "-o", str(out), *extra, str(path)])
+            best = min(best, time.perf_counter() - start)
+            if code not in (0, 1):
+                raise RuntimeError(f"hullguard config exited {code}")
+        results = json.loads(out.read_text()).get("findings") or []
+        return best, sum(1 for f in results if str(f.get("rule_id", "")).startswith("CEL:"))
+
+    plain_s, _ = run()
+    cel_s, cel_found = run("--policy", str(policies))
+    objects = corpus.count("\nkind: ") + corpus.startswith("kind: ")
+    evals = objects * len(loaded)
+    print(f"\nhullguard config (CLI, in-process, JSON to a file), {objects} manifests: built-in checks "
+          f"{plain_s:.2f} s; with the {len(loaded)} policies of examples/policies {cel_s:.2f} s "
+          f"({cel_found} CEL findings); CEL adds {cel_s - plain_s:.2f} s = "
+          f"{1e6 * (cel_s - plain_s) / max(evals, 1):.0f} us per (object, policy)")
+
+
 def image_overhead(rounds: int = 5) -> None:
     """What --scanners misconfig adds to a scan of the Debian fixture image: CPU seconds of this
     process, best of ``rounds`` (wall time on a shared machine swings more than the difference)."""
@@ -532,6 +572,7 @@ def main() -> None:
             peer_s = time.perf_counter() - start
             print(f"checkov:   same file in {peer_s:.2f} s (x{peer_s / ours_s:.1f} of hullguard)")
 
+        cel_timing(corpus, Path(tmp))
         image_overhead()
         trivy = find_trivy(args.trivy, args.peers_bin)
         if trivy:

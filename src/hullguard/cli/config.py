@@ -63,7 +63,7 @@ def _config(args: argparse.Namespace) -> int:
         raise HullguardError(str(exc)) from None
     policy_errors: list[str] = []
     if getattr(args, "policy", None):
-        cel_findings, policy_errors, notices = _cel_findings(args.paths, args.policy, stdin_data)
+        cel_findings, policy_errors, notices = _cel_findings(args.paths, args.policy, stdin_data, result.loaded)
         result.findings.extend(cel_findings)
         result.notices.extend(notices)
     if not args.quiet:
@@ -99,10 +99,11 @@ def _manifest_files(paths: list[str]) -> list[str]:
     return out
 
 
-def _cel_findings(paths: list[str], policy_paths: list[str], stdin_data: bytes | None
-                  ) -> tuple[list[Finding], list[str], list[str]]:
+def _cel_findings(paths: list[str], policy_paths: list[str], stdin_data: bytes | None,
+                  loaded: list | None = None) -> tuple[list[Finding], list[str], list[str]]:
     """CEL policy violations of every Kubernetes object under ``paths``, each object sent as a
-    CREATE request; (findings, policy errors, notices)."""
+    CREATE request; (findings, policy errors, notices). ``loaded`` are the objects the built-in
+    checks already read from ``paths``; without them the manifests are read again."""
     from hullguard.detect.misconfig.kubernetes import MAX_FILE_BYTES, ManifestResult, load_manifests
     from hullguard.policy.cel import build_request, check_object, load_policies_lenient, policy_rule
 
@@ -113,8 +114,8 @@ def _cel_findings(paths: list[str], policy_paths: list[str], stdin_data: bytes |
             print(f"hullguard: error: {line}", file=sys.stderr)
         raise HullguardError(f"no usable policy in --policy ({len(errors)} error(s))")
     scratch = ManifestResult()  # read errors were reported by the built-in checks already
-    objs = []
-    for f in _manifest_files(paths):
+    objs = list(loaded) if loaded is not None else []
+    for f in _manifest_files(paths) if loaded is None else ():
         if f == "-":
             objs.extend(load_manifests(stdin_data or b"", "-", scratch))
             continue

@@ -85,6 +85,9 @@ class ManifestResult:
     errors: list[str] = field(default_factory=list)  # input that could not be read at all
     notices: list[str] = field(default_factory=list)  # objects skipped (unknown kinds and the like)
     objects: int = 0  # Kubernetes objects checked
+    # The objects read, kept so that a later pass over the same input (CEL policies in
+    # `hullguard config --policy`) does not read and parse every manifest a second time.
+    loaded: list[K8sObject] = field(default_factory=list, repr=False, compare=False)
 
 
 def _d(x: Any) -> dict[str, Any]:
@@ -671,6 +674,7 @@ def check_text(data: bytes | str, path: str = "-", *, pss_level: str | None = No
     result = result if result is not None else ManifestResult()
     objs = load_manifests(data, path, result)
     result.objects += len(objs)
+    result.loaded.extend(objs)
     result.findings.extend(check_manifests(objs, pss_level=pss_level, pss_version=pss_version))
     return result
 
@@ -723,5 +727,6 @@ def check_paths(paths: Iterable[str], *, pss_level: str | None = None, pss_versi
                 "ServiceAccount", "ConfigMap", "Secret", "Ingress"}:
             result.notices.append(f"{o.path}:{o.line}: kind {o.kind} has no checks; skipped")
     result.objects = len(objs)
+    result.loaded = objs
     result.findings = check_manifests(objs, pss_level=pss_level, pss_version=pss_version)
     return result
