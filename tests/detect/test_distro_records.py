@@ -177,6 +177,7 @@ def test_alpine_origin_and_release(store: Store) -> None:
     f = found[("musl-utils", "ALPINE-CVE-2025-26519")]
     assert f.fix == "1.2.4_git20230717-r5" and f.details["advisory_ecosystem"] == "Alpine:v3.19"
     assert f.details["cve"] == "CVE-2025-26519"  # from "upstream"
+    assert f.title.startswith("musl libc 0.9.13 through 1.2.5")  # no summary: the details' first words
     assert f.severity == Severity.HIGH and "distro_severity" not in f.details  # CVSS 7.0, no Alpine rating
     assert _scan(store, ALPINE_319, _pkg("musl", "1.2.4_git20230717-r5", "apk", "musl")) == {}
     # Before the range's upstream "introduced" version nothing is affected.

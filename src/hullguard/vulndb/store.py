@@ -162,6 +162,19 @@ def _shown_aliases(adv: Advisory) -> list[str]:
     return [a for a in dict.fromkeys(names) if a != adv.id]
 
 
+def _headline(details: str, limit: int = 100) -> str:
+    """A title for records that have only ``details`` (Alpine, Debian and Ubuntu CVE records):
+    its first sentence, cut at a word boundary."""
+    text = " ".join(details.split())
+    if not text:
+        return ""
+    end = text.find(". ")
+    text = text[:end] if end > 0 else text.rstrip(".")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def _db_severity(adv: Advisory) -> str:
     sev = adv.database_specific.get("severity")
     return sev if isinstance(sev, str) and len(sev) <= 40 else ""
@@ -184,7 +197,7 @@ def _rows(adv: Advisory, source: str, only: str | None) -> tuple[tuple[Any, ...]
         ))
     details = zlib.compress(adv.details.encode(), 6) if adv.details else None
     row = (
-        adv.id, source, adv.modified, adv.published, adv.withdrawn, adv.summary,
+        adv.id, source, adv.modified, adv.published, adv.withdrawn, adv.summary or _headline(adv.details),
         _ENC.encode(shown).decode() if (shown := _shown_aliases(adv)) else None,
         _ENC.encode(adv.severity).decode() if adv.severity else None,
         _db_severity(adv),
