@@ -4,7 +4,7 @@
 set -eu
 
 # golang-go, rpm and db5.3-util let the Go and rpm analyzers be checked against real toolchains.
-PKGS="debootstrap docker-registry skopeo umoci postgresql apache2-utils golang-go rpm db5.3-util"
+PKGS="debootstrap docker-registry skopeo umoci postgresql apache2-utils golang-go rpm db5.3-util bpftrace"
 
 missing=""
 for p in $PKGS; do

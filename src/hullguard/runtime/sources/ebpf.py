@@ -63,7 +63,8 @@ CACHE_SECONDS = 5.0
 # Reads (O_RDONLY without O_CREAT) are reported only under these prefixes; writes everywhere.
 DEFAULT_READ_PREFIXES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/pam.d/", "/etc/ssl/private/",
                          "/etc/kubernetes/", "/root/", "/run/secrets/", "/var/run/secrets/")
-_PREFIX_OK = re.compile(r"^/[A-Za-z0-9_./+-]{1,120}$")
+_MAX_PREFIXES = 64
+_PREFIX_OK = re.compile(r"^/[A-Za-z0-9_./+-]{1,62}$")  # bpftrace literals are at most 63 bytes
 _TRACEFS = ("sys/kernel/tracing", "sys/kernel/debug/tracing")
 _EXECS = ("execve", "execveat")
 # syscall -> (expression for the path pointer, expression for the open flags, expression for dfd)
@@ -93,6 +94,8 @@ def build_script(*, read_prefixes: tuple[str, ...] = DEFAULT_READ_PREFIXES, max_
     for p in read_prefixes:
         if not _PREFIX_OK.match(p):
             raise HullguardError(f"read prefix {p!r} must be an absolute path of letters, digits and ._/+-")
+    if len(read_prefixes) > _MAX_PREFIXES:
+        raise HullguardError(f"at most {_MAX_PREFIXES} read prefixes")
     if not 1 <= max_args <= 64:
         raise HullguardError("max_args must be between 1 and 64")
     have = (lambda name: True) if syscalls is None else (lambda name: name in syscalls)
@@ -117,21 +120,33 @@ tracepoint:syscalls:sys_exit_{sc} /pid != $1/ {{
          curtask->cred->egid.val, curtask->loginuid.val, comm));
 }}
 """)
-    # Byte-exact prefix tests; the prefixes were checked above to need no escaping.
-    reads = " || ".join(f'strncmp($s, "{p}", {len(p)}) == 0' for p in read_prefixes) or "0"
+    # Byte-exact prefix tests; the prefixes were checked above to need no escaping. Each string
+    # literal takes BPF stack next to the 200-byte path, so the tests are spread over several
+    # programs on the same tracepoint, each within its own 512-byte stack.
+    # Measured with bpftrace 0.17: eight literals of up to 40 bytes fit one program, a longer one
+    # (up to 63) only alone.
+    groups: list[list[str]] = [[]]
+    for p in read_prefixes:
+        if groups[-1] and (len(p) > 40 or len(groups[-1]) >= 8 or len(groups[-1][0]) > 40):
+            groups.append([])
+        groups[-1].append(p)
     for sc, (path, flags, dfd) in _OPENS.items():
         if not have(sc):
             continue
-        out.append(f"""tracepoint:syscalls:sys_enter_{sc} /pid != $1/ {{
+        for n, group in enumerate(groups):
+            reads = " || ".join(f'strncmp($s, "{p}", {len(p)}) == 0' for p in group) or "0"
+            writes = f"@o[tid] = ((uint64){path}, $f, (int64){dfd});" if n == 0 else ""
+            out.append(f"""tracepoint:syscalls:sys_enter_{sc} /pid != $1/ {{
   $f = (uint64){flags};
   if (($f & 3) != 0 || ($f & 64) != 0) {{
-    @o[tid] = ((uint64){path}, $f, (int64){dfd});
+    {writes}
   }} else {{
     $s = str({path});
     if ({reads}) {{ @o[tid] = ((uint64){path}, $f, (int64){dfd}); }}
   }}
 }}
-tracepoint:syscalls:sys_exit_{sc} /@o[tid].0 != 0/ {{
+""")
+        out.append(f"""tracepoint:syscalls:sys_exit_{sc} /@o[tid].0 != 0/ {{
   $o = @o[tid];
   delete(@o[tid]);
   if (args->ret >= 0) {{
@@ -164,7 +179,8 @@ tracepoint:syscalls:sys_exit_connect /@c[tid].0 != 0/ {
 }
 """)
     # bpftrace announces "attached_probes" before attaching; BEGIN runs once every probe is live.
-    out.append('BEGIN { print(("ready", 1)); }\nEND { clear(@o); clear(@c); }\n')
+    maps = [m for m, used in (("@o", any(have(sc) for sc in _OPENS)), ("@c", have("connect"))) if used]
+    out.append('BEGIN { print(("ready", 1)); }\nEND { ' + " ".join(f"clear({m});" for m in maps) + " }\n")
     return "".join(out)
 
 
@@ -406,8 +422,9 @@ class EbpfSource:
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
         self.finished = False
         self.error: str | None = None
+        self.probes = 0
         self.counts = dict.fromkeys(("records", "exec", "open", "connect", "dropped", "rate_limited", "malformed",
-                                     "lost", "unmatched", "truncated"), 0)
+                                     "lost", "unmatched", "truncated", "unresolved"), 0)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._attached = threading.Event()
@@ -446,6 +463,7 @@ class EbpfSource:
                 why = self._why()
                 self.stop()
                 raise HullguardError(f"the eBPF source did not start: {why}")
+        self.log(f"ebpf source ready: bpftrace attached {self.probes} probes")
 
     def _why(self) -> str:
         if self._proc is not None and self._proc.poll() is None:
@@ -514,7 +532,8 @@ class EbpfSource:
         self.finished = True
         if not self._stopping.is_set():
             self.error = self._why()
-            self.log(f"ebpf source stopped: {self.error}")
+            if self._attached.is_set():  # a failed start is reported by start() itself
+                self.log(f"ebpf source stopped: {self.error}")
 
     # ---- records -----------------------------------------------------------------------------
 
@@ -532,6 +551,8 @@ class EbpfSource:
         kind = doc.get("type")
         data = doc.get("data")
         if kind == "attached_probes":
+            if isinstance(data, dict) and isinstance(data.get("probes"), int):
+                self.probes = data["probes"]
             return
         if kind == "lost_events" and isinstance(data, dict):
             n = data.get("events")
@@ -673,6 +694,8 @@ class EbpfSource:
                 _readlink(f"{self.root}/{pid}/fd/{dfd}")
             if base is not None:
                 path = os.path.normpath(os.path.join(base, path))
+            else:
+                self.counts["unresolved"] += 1  # exited already: the path stays relative
         path = self._cut(path)
         info = self._lookup(pid, int(ppid), bt_string(str(comm)))
         ev = self._common(info, "openat", int(ns), int(euid), int(egid), int(loginuid))
