@@ -262,6 +262,15 @@ CASES = [
     ("HG-DF-039", "FROM a:1\n+++ nonsense\n" + GOOD_TAIL, "FROM a:1\n" + GOOD_TAIL),
     ("HG-DF-040", "FROM r:9\nRUN yum install httpd && yum clean all\n" + GOOD_TAIL,
      "FROM r:9\nRUN yum -y install httpd && yum clean all\n" + GOOD_TAIL),
+    ("HG-DF-041", "FROM r:9\nRUN yum install -y python3-pip && yum clean all\n" + GOOD_TAIL,
+     "FROM r:9\nRUN yum install -y python3-pip-21.3.1-1.el9 && yum clean all\n" + GOOD_TAIL),
+    ("HG-DF-041", "FROM f:39\nRUN dnf install -y --enablerepo crb httpd-2.4.57 git && dnf clean all\n" + GOOD_TAIL,
+     "FROM f:39\nRUN dnf install -y --enablerepo crb httpd-2.4.57 ./local.rpm @dev && dnf clean all\n"
+     + GOOD_TAIL),
+    ("HG-DF-041", "FROM f:39\nRUN microdnf install -y shadow-utils && microdnf clean all\n" + GOOD_TAIL,
+     "FROM r:9\nRUN yum groupinstall -y 'Development Tools' && yum clean all\n" + GOOD_TAIL),
+    ("HG-DF-042", "FROM s:15\nRUN zypper -n install -r extra curl git=2.43 && zypper clean\n" + GOOD_TAIL,
+     "FROM s:15\nRUN zypper -n install -r extra curl=8.0 'git>=2.43' && zypper clean\n" + GOOD_TAIL),
 ]
 
 

@@ -510,6 +510,12 @@ RULES: dict[str, Rule] = {r.id: r for r in [
     _r(40, "yum install without -y", L,
        "yum without -y waits for confirmation and fails in a non-interactive build.",
        "Use `yum install -y`.", ""),
+    _r(41, "yum/dnf install without version pins", L,
+       "Unpinned packages make builds non-reproducible: each build installs whatever the repository "
+       "serves that day.", "Pin versions: `dnf install -y pkg-1.2.3` (name-version[-release]).", ""),
+    _r(42, "zypper install without version pins", L,
+       "Unpinned packages make builds non-reproducible: each build installs whatever the repository "
+       "serves that day.", "Pin versions: `zypper -n install pkg=1.2.3` (or `pkg>=1.2`).", ""),
 ]}
 register(*RULES.values())
 
@@ -650,6 +656,19 @@ _CRED_ARG = re.compile(
     r"https?://[^/\s:@]+:[^@\s/]+@|--(api-?key|secret)[= ]\S)")
 
 
+# yum/dnf options that take their value as the next word (the =value forms are one word).
+_RPM_OPTS_WITH_VALUE = {"-c", "--config", "--installroot", "--releasever", "--enablerepo", "--disablerepo",
+                        "--repo", "--repoid", "--setopt", "-x", "--exclude", "--downloaddir", "--destdir",
+                        "--forcearch", "--nodocs-path", "--color"}
+
+
+def _rpm_pinned(pkg: str) -> bool:
+    """An RPM package spec that names a version: name-version[-release][.arch] (a hyphen followed by
+    a digit; names like python3-pip have hyphens too, but not before a digit), an rpm file, a
+    path, a group (@...), a capability with a comparison, or a variable the build fills in."""
+    return bool(re.search(r"-\d|\.rpm$|[=<>*$]", pkg)) or pkg.startswith(("@", "/", "."))
+
+
 def _world_writable(mode: str) -> bool:
     if re.fullmatch(r"[0-7]{1,5}", mode):
         return int(mode[-1]) & 2 != 0
@@ -749,12 +768,19 @@ def _chk_run(ctx: _Ctx) -> None:
                     if tool == "yum" and not any(a in {"-y", "--assumeyes"} or re.fullmatch(r"-[a-zA-Z]*y[a-zA-Z]*", a)
                                                  for a in args):
                         ctx.add(40, inst.line)
+                    unpinned = [p for p in _packages(args, _RPM_OPTS_WITH_VALUE) if not _rpm_pinned(p)]
+                    if unpinned and "groupinstall" not in w:  # groups have no versions
+                        ctx.add(41, inst.line, "unpinned: " + ", ".join(unpinned[:10]))
             args = _pm_args(w, "zypper", {"install", "in"})
             if args is not None:
                 if "zypper clean" not in lowered and "zypper cc" not in lowered:
                     ctx.add(32, inst.line)
                 if not any(a in {"-n", "--non-interactive", "-y", "--no-confirm"} for a in args):
                     ctx.add(33, inst.line)
+                pkgs = _packages(args, {"-r", "--repo", "--from", "-t", "--type", "--root", "-R"})
+                unpinned = [p for p in pkgs if not re.search(r"[=<>]|\.rpm$|\$", p)]
+                if unpinned:
+                    ctx.add(42, inst.line, "unpinned: " + ", ".join(unpinned[:10]))
         if not uses_secret_mount and _CRED_ARG.search(script):
             ctx.add(34, inst.line)
 
