@@ -285,3 +285,20 @@ def test_ubuntu_release_entry_decides_over_pro_entry(store: Store) -> None:
     assert found[("libc6", "UBUNTU-CVE-2026-0002")].fix == "2.35-0ubuntu3.13+esm1"
     found = _scan(store, UBUNTU_2204, _pkg("libc6", "2.35-0ubuntu3.1", "deb", "glibc"))
     assert found[("libc6", "UBUNTU-CVE-2026-0001")].fix == "2.35-0ubuntu3.5"
+
+
+def test_debian_binary_with_its_own_version_is_compared_by_source_version(store: Store) -> None:
+    # dpkg status: "Package: cpp / Source: gcc-defaults (1.203) / Version: 4:12.2.0-3". The
+    # records version the source package, so the binary's own version says nothing about them.
+    _load(store, [record("DEBIAN-CVE-2024-2000", "Debian:12", "gcc-defaults", fixed("1.204")),
+                  record("DEBIAN-CVE-2024-2001", "Debian:12", "bzip2", fixed("1.0.8-5+b2"))])
+    debian12 = OSInfo(family="debian", release="12")
+    found = _scan(store, debian12, _pkg("cpp", "4:12.2.0-3", "deb", "gcc-defaults", source_version="1.203"),
+                  # A binNMU ("+b1") keeps the binary's version: it orders with the source's revisions.
+                  _pkg("libbz2-1.0", "1.0.8-5+b1", "deb", "bzip2", source_version="1.0.8-5"))
+    assert set(found) == {("cpp", "DEBIAN-CVE-2024-2000"), ("libbz2-1.0", "DEBIAN-CVE-2024-2001")}
+    cpp = found[("cpp", "DEBIAN-CVE-2024-2000")]
+    assert cpp.details["installed_version"] == "4:12.2.0-3" and cpp.details["compared_version"] == "1.203"
+    assert "compared_version" not in found[("libbz2-1.0", "DEBIAN-CVE-2024-2001")].details
+    assert _scan(store, debian12, _pkg("cpp", "4:12.2.0-3", "deb", "gcc-defaults", source_version="1.204"),
+                 _pkg("libbz2-1.0", "1.0.8-5+b2", "deb", "bzip2", source_version="1.0.8-5")) == {}

@@ -264,6 +264,13 @@ def _targets(result: ScanResult, options: MatchOptions, causes: _Causes) -> list
             causes.add(pkg, f"no version rules for {base}")
             continue
         version = pkg.version
+        sv = pkg.source_version
+        if pkg.ecosystem == "deb" and sv and sv != version and not version.startswith(sv + "+b"):
+            # Debian and Ubuntu version their records by source package. A binary usually has
+            # the source's version (plus "+bN" for a rebuild, which compares the same way), but
+            # some sources build binaries with versions of their own: gcc-defaults 1.203 builds
+            # cpp 4:12.2.0-3, and 4:12.2.0-3 read against gcc-defaults fixes would be wrong.
+            version = sv
         try:
             key = comp.key(version)
         except InvalidVersion as exc:
@@ -644,7 +651,7 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
     details: dict[str, Any] = {
         "aliases": list(adv.aliases),
         "package": dict(package),
-        "installed_version": t.version,
+        "installed_version": t.pkg.version,
         "matched_name": row[2],
         "advisory_ecosystem": release,
         "fixed_version": fix,
@@ -653,6 +660,8 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
         "url": OSV_URL + adv.id,
         "known_exploited": bool(k_cve),
     }
+    if t.version != t.pkg.version:
+        details["compared_version"] = t.version  # the source package's, see _targets
     if cves:
         details["cve"] = cves[0]
     if cvss:
