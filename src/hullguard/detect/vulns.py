@@ -167,7 +167,7 @@ def distro_ecosystem(os_info: OSInfo | None, pkg_ecosystem: str) -> tuple[str, C
         if family == "chainguard":
             return "Chainguard", lambda r: True
         if family == "alpine" and major:
-            if os_info.release.endswith("_alpha") or "_alpha" in os_info.release or "edge" in os_info.release:
+            if os_info.release.endswith("_alpha") or "edge" in os_info.release:
                 return "Alpine", lambda r: r == "edge"
             return "Alpine", lambda r, w=f"v{major}.{minor}": r == w
         return None
