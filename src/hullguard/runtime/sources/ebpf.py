@@ -78,6 +78,7 @@ _O_ACCMODE, _O_WRONLY, _O_RDWR, _O_CREAT, _O_TRUNC = 0o3, 0o1, 0o2, 0o100, 0o100
 _FLAG_NAMES = ((0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o1000, "O_TRUNC"), (0o2000, "O_APPEND"),
                (0o4000, "O_NONBLOCK"), (0o200000, "O_DIRECTORY"), (0o2000000, "O_CLOEXEC"),
                (0o20200000, "O_TMPFILE"))
+_ARITY = {"ready": 2, "a": 4, "e": 5, "x": 10, "f": 3, "o": 12, "c": 15}  # fields per record, as printed
 _AT_FDCWD = -100
 _EINPROGRESS = 115
 _NOISE = ("couldn't set RLIMIT_MEMLOCK",)  # bpftrace warns about it as root and works anyway
@@ -569,6 +570,9 @@ class EbpfSource:
 
     def _record(self, d: list[Any]) -> None:
         tag = d[0]
+        if _ARITY.get(tag) != len(d):
+            self.counts["malformed"] += 1
+            return
         if tag == "ready":
             self._attached.set()
         elif tag == "a":
@@ -604,8 +608,6 @@ class EbpfSource:
                 self._open(d, path)
         elif tag == "c":
             self._connect(d)
-        else:
-            self.counts["malformed"] += 1
 
     def _cut(self, s: str) -> str:
         if len(s.encode("utf-8", "replace")) >= STRLEN - 1:
