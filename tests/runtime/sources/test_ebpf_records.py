@@ -277,7 +277,7 @@ def test_check_lists_every_missing_prerequisite(tmp_path: Path) -> None:
     res = check_ebpf(root=str(tmp_path), release="6.1.0-test", bpftrace=str(tmp_path / "no-bpftrace"))
     assert not res.available
     text = " | ".join(res.reasons)
-    assert "bpftrace is not installed" in text
+    assert f"{tmp_path / 'no-bpftrace'} is not an executable file" in text
     assert "not permitted to load BPF programs" in text
     assert "no kernel BTF" in text and "6.1.0-test" in text
     assert "tracefs is not mounted" in text
@@ -342,3 +342,12 @@ def test_oversized_lines_are_skipped_and_an_exit_is_reported(tmp_path: Path, fak
     assert any("ebpf source stopped" in m for m in logs)
     src.stop()
     assert os.path.exists(exe)
+
+
+def test_check_tells_unreadable_tracefs_from_unmounted(tmp_path: Path) -> None:
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/self/status").write_text("CapEff:\t0000000000000000\n")
+    (tmp_path / "proc/self/mounts").write_text("proc /proc proc rw 0 0\nnodev /sys/kernel/tracing tracefs rw 0 0\n")
+    res = check_ebpf(root=str(tmp_path), bpftrace=str(tmp_path / "none"), probe=False)
+    assert any("mounted at /sys/kernel/tracing but its events are not readable" in r for r in res.reasons)
+    assert not any("tracefs is not mounted" in r for r in res.reasons)

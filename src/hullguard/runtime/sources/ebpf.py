@@ -238,6 +238,16 @@ def tracefs_dir(root: str = "/") -> str | None:
     return None
 
 
+def _tracefs_mounts(root: str = "/") -> list[str]:
+    raw = _read(os.path.join(root, "proc/self/mounts"), 1 << 20) or b""
+    out = []
+    for ln in raw.decode("utf-8", "replace").splitlines():
+        parts = ln.split()
+        if len(parts) >= 3 and parts[2] == "tracefs":
+            out.append(parts[1])
+    return out
+
+
 def mount_tracefs() -> str:
     """Mount tracefs at /sys/kernel/tracing (root only); the mount point, or HullguardError."""
     target = "/sys/kernel/tracing"
@@ -301,8 +311,10 @@ def check_ebpf(*, root: str = "/", release: str | None = None, bpftrace: str | N
     ``probe`` runs a real attach test once the static checks pass (it takes about a second)."""
     res = Availability("ebpf", False)
     exe = bpftrace or shutil.which("bpftrace")
-    if exe is None or not os.access(exe, os.X_OK):
+    if exe is None:
         res.reasons.append("bpftrace is not installed (Debian/Ubuntu: apt install bpftrace)")
+    elif not os.access(exe, os.X_OK):
+        res.reasons.append(f"bpftrace: {exe} is not an executable file")
     else:
         ver = _bpftrace_version(exe)
         res.notes.append(f"backend: {ver or exe}")
@@ -320,7 +332,11 @@ def check_ebpf(*, root: str = "/", release: str | None = None, bpftrace: str | N
         else:
             res.reasons.append(f"no kernel BTF ({btf}) and no kernel headers ({headers}): bpftrace cannot "
                                "resolve struct sockaddr_in or task_struct")
-    if tracefs_dir(root) is None:
+    mounted = _tracefs_mounts(root)
+    if tracefs_dir(root) is None and mounted:
+        res.reasons.append(f"tracefs is mounted at {mounted[0]} but its events are not readable by this user "
+                           "(needs root)")
+    elif tracefs_dir(root) is None:
         res.reasons.append("tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing); "
                            "`runtime run --ebpf` mounts it when root, or: mount -t tracefs nodev /sys/kernel/tracing")
     else:
