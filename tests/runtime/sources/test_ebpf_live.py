@@ -284,6 +284,18 @@ def test_argv_beyond_the_limit_is_marked(live: Live) -> None:
     assert len(args) == src.max_args and args[-1] == "..." and args[:3] == [m, "0", "1"]
 
 
+def test_exec_from_a_non_leader_thread(live: Live) -> None:
+    m = f"{live.marker}t"
+    # The exec'ing thread becomes the process leader: its thread id changes between entry and exit.
+    code = ("import os, sys, threading\n"
+            "t = threading.Thread(target=lambda: os.execv('/bin/true', ['/bin/true', sys.argv[1]]))\n"
+            "t.start(); t.join()")
+    p = subprocess.run([sys.executable, "-c", code, m], check=True)
+    assert p.returncode == 0
+    hits = live.rec.find(lambda e: e["evt.type"] == "execve" and e.get("proc.args") == m)
+    assert len(hits) == 1 and hits[0]["proc.name"] == "true" and hits[0]["proc.ppid"] == os.getpid()
+
+
 def test_failed_exec_is_not_an_event(live: Live) -> None:
     m = f"/nonexistent/{live.marker}f"
     with pytest.raises(OSError):

@@ -14,9 +14,11 @@ field or a record. bpftrace (0.17 at least) escapes bytes >= 0x80 sign-extended,
 bpftrace at ``STRLEN - 1`` bytes (199) and argv at ``max_args`` entries; both are marked.
 
 A record never holds more than one long string (the BPF stack is 512 bytes), so an exec is
-several records keyed by thread id: one ``a`` per argument, then ``e`` with the filename at
-entry, and ``x`` at exit. Per-CPU buffers can reorder entry and exit of one call when the thread
-moved CPU, so either may arrive first; unmatched halves are kept (bounded) for a few seconds.
+several records keyed by process id (a thread that execs becomes the process leader, so its
+thread id changes on the way): one ``a`` per argument, then ``e`` with the filename at entry,
+and ``x`` at exit. Per-CPU buffers can reorder entry and exit of one call when the thread moved
+CPU, so either may arrive first; unmatched halves are kept (bounded) for a few seconds. An open
+is ``f`` (path) then ``o`` (the rest), printed by one probe run on one CPU, keyed by thread.
 
 The events have the shape the /proc source emits (``evt.type``, ``evt.dir=<``, ``proc.*``,
 ``fd.*``, ``user.*``, container fields, ancestry), with details that only /proc has (cwd, the
@@ -109,15 +111,15 @@ def build_script(*, read_prefixes: tuple[str, ...] = DEFAULT_READ_PREFIXES, max_
   unroll({max_args}) {{
     if ($done == 0) {{
       $p = *(args->argv + $i);
-      if ($p == 0) {{ $done = 1; }} else {{ print(("a", tid, $i, str($p))); $i++; }}
+      if ($p == 0) {{ $done = 1; }} else {{ print(("a", pid, $i, str($p))); $i++; }}
     }}
   }}
   $more = 0;
   if ($done == 0) {{ if (*(args->argv + $i) != 0) {{ $more = 1; }} }}
-  print(("e", tid, $i, $more, str(args->filename)));
+  print(("e", pid, $i, $more, str(args->filename)));
 }}
 tracepoint:syscalls:sys_exit_{sc} /pid != $1/ {{
-  print(("x", tid, pid, args->ret, nsecs, curtask->real_parent->tgid, curtask->cred->euid.val,
+  print(("x", pid, tid, args->ret, nsecs, curtask->real_parent->tgid, curtask->cred->euid.val,
          curtask->cred->egid.val, curtask->loginuid.val, comm));
 }}
 """)
@@ -674,7 +676,7 @@ class EbpfSource:
         self._pending.pop(tid, None)
         x = ex.exit
         assert x is not None
-        _tag, _tid, pid, ret, ns, ppid, euid, egid, loginuid, comm = x[:10]
+        _tag, pid, _tid, ret, ns, ppid, euid, egid, loginuid, comm = x[:10]
         if int(ret) != 0 or self._ours(int(pid)):
             return
         pid, ppid = int(pid), int(ppid)
