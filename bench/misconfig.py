@@ -62,27 +62,30 @@ DOCKERFILES: dict[str, str] = {
     "curl-pipe": "FROM debian:12\nRUN curl -fsSL https://get.example.sh | sh\nENV API_TOKEN=abcdef123456\n",
 }
 
-# hullguard rule -> hadolint code, where both check the same thing.
-HADOLINT_MAP = {
-    "HG-DF-002": "DL3002", "HG-DF-003": "DL3007", "HG-DF-004": "DL3006", "HG-DF-006": "DL3020",
-    "HG-DF-009": "DL3015", "HG-DF-010": "DL3009", "HG-DF-011": "DL3008", "HG-DF-012": "DL3005",
-    "HG-DF-014": "DL3004", "HG-DF-021": "DL4003", "HG-DF-022": "DL4004", "HG-DF-023": "DL3003",
-    "HG-DF-024": "DL3000", "HG-DF-025": "DL4000", "HG-DF-026": "DL3019", "HG-DF-027": "DL3018",
-    "HG-DF-028": "DL3042", "HG-DF-029": "DL3013", "HG-DF-030": "DL3016", "HG-DF-031": "DL3032",
-    "HG-DF-032": "DL3036", "HG-DF-033": "DL3034", "HG-DF-035": "DL3025", "HG-DF-036": "DL3027",
-    "HG-DF-038": "DL3024", "HG-DF-040": "DL3030",
-}
+# (hullguard rules, peer ids) that check the same thing; a group on either side where one tool
+# splits what the other checks at once.
+HADOLINT_PAIRS: list[tuple[set[str], set[str]]] = [
+    ({"HG-DF-002"}, {"DL3002"}), ({"HG-DF-003"}, {"DL3007"}), ({"HG-DF-004"}, {"DL3006"}), ({"HG-DF-006"}, {"DL3020"}),
+    ({"HG-DF-009"}, {"DL3015"}), ({"HG-DF-010"}, {"DL3009"}), ({"HG-DF-011"}, {"DL3008"}), ({"HG-DF-014"}, {"DL3004"}),
+    ({"HG-DF-015", "HG-DF-016"}, {"DL3064"}), ({"HG-DF-021"}, {"DL4003"}), ({"HG-DF-022"}, {"DL4004"}),
+    ({"HG-DF-023"}, {"DL3003"}), ({"HG-DF-024"}, {"DL3000"}), ({"HG-DF-025"}, {"DL4000"}), ({"HG-DF-026"}, {"DL3019"}),
+    ({"HG-DF-027"}, {"DL3018"}), ({"HG-DF-028"}, {"DL3042"}), ({"HG-DF-029"}, {"DL3013"}), ({"HG-DF-030"}, {"DL3016"}),
+    ({"HG-DF-031"}, {"DL3032", "DL3040"}), ({"HG-DF-032"}, {"DL3036"}), ({"HG-DF-033"}, {"DL3034"}),
+    ({"HG-DF-035"}, {"DL3025"}), ({"HG-DF-036"}, {"DL3027"}), ({"HG-DF-038"}, {"DL3024"}), ({"HG-DF-040"}, {"DL3030"}),
+    ({"HG-DF-041"}, {"DL3033", "DL3041"}), ({"HG-DF-042"}, {"DL3037"}),
+]
 
-# hullguard rule -> checkov ids that check the same thing.
-CHECKOV_MAP = {
-    "HG-PSS-003": {"CKV_K8S_16"}, "HG-PSS-002": {"CKV_K8S_17", "CKV_K8S_18", "CKV_K8S_19"},
-    "HG-PSS-013": {"CKV_K8S_20"}, "HG-K8S-001": {"CKV_K8S_22"}, "HG-PSS-014": {"CKV_K8S_23"},
-    "HG-PSS-017": {"CKV_K8S_28", "CKV_K8S_37"}, "HG-K8S-002": {"CKV_K8S_10", "CKV_K8S_12"},
-    "HG-K8S-003": {"CKV_K8S_13"}, "HG-K8S-004": {"CKV_K8S_11"}, "HG-K8S-007": {"CKV_K8S_14"},
-    "HG-K8S-006": {"CKV_K8S_43"}, "HG-K8S-008": {"CKV_K8S_21"}, "HG-K8S-005": {"CKV_K8S_38"},
-    "HG-PSS-016": {"CKV_K8S_31"}, "HG-K8S-012": {"CKV_K8S_27"}, "HG-PSS-004": {"CKV_K8S_25", "CKV_K8S_39"},
-    "HG-PSS-006": {"CKV_K8S_26"}, "HG-K8S-020": {"CKV_K8S_49"},
-}
+CHECKOV_PAIRS: list[tuple[set[str], set[str]]] = [
+    ({"HG-PSS-003"}, {"CKV_K8S_16"}), ({"HG-PSS-002"}, {"CKV_K8S_17", "CKV_K8S_18", "CKV_K8S_19"}),
+    ({"HG-PSS-013"}, {"CKV_K8S_20"}), ({"HG-K8S-001"}, {"CKV_K8S_22"}), ({"HG-PSS-014"}, {"CKV_K8S_23"}),
+    ({"HG-PSS-017"}, {"CKV_K8S_28", "CKV_K8S_37"}), ({"HG-K8S-002"}, {"CKV_K8S_10", "CKV_K8S_12"}),
+    ({"HG-K8S-003"}, {"CKV_K8S_13"}), ({"HG-K8S-004"}, {"CKV_K8S_11"}), ({"HG-K8S-007"}, {"CKV_K8S_14"}),
+    ({"HG-K8S-006"}, {"CKV_K8S_43"}), ({"HG-K8S-008"}, {"CKV_K8S_21"}), ({"HG-K8S-005"}, {"CKV_K8S_38"}),
+    ({"HG-PSS-016"}, {"CKV_K8S_31"}), ({"HG-K8S-012"}, {"CKV_K8S_27"}), ({"HG-PSS-004"}, {"CKV_K8S_25", "CKV_K8S_39"}),
+    ({"HG-PSS-006"}, {"CKV_K8S_26"}), ({"HG-K8S-020"}, {"CKV_K8S_49"}), ({"HG-K8S-021"}, {"CKV2_K8S_5"}),
+    ({"HG-K8S-022"}, {"CKV2_K8S_2"}), ({"HG-K8S-023"}, {"CKV2_K8S_3", "CKV_K8S_157", "CKV_K8S_158"}),
+    ({"HG-K8S-030"}, {"CKV2_K8S_6"}),
+]
 
 MANIFESTS: dict[str, str] = {
     "privileged": """apiVersion: v1
@@ -169,24 +172,6 @@ def checkov_ids(tool: str, path: Path) -> set[str]:
     return {c["check_id"] for r in reports for c in r.get("results", {}).get("failed_checks", [])}
 
 
-def compare(name: str, ours: dict[str, set[str]], theirs: dict[str, set[str]], mapping: dict[str, set[str]]) -> None:
-    print(f"\n{name}: per rule pair, inputs flagged by both / only hullguard / only the peer")
-    print(f"{'hullguard':<12} {'peer':<28} {'both':>5} {'ours':>5} {'peer':>5}")
-    totals: Counter[str] = Counter()
-    for rule, peer_ids in sorted(mapping.items()):
-        both = only_us = only_peer = 0
-        for key in ours:
-            a = rule in ours[key]
-            b = bool(peer_ids & theirs.get(key, set()))
-            both += a and b
-            only_us += a and not b
-            only_peer += b and not a
-        totals.update(both=both, ours=only_us, peer=only_peer)
-        print(f"{rule:<12} {','.join(sorted(peer_ids)):<28} {both:>5} {only_us:>5} {only_peer:>5}")
-    agreed = totals["both"]
-    print(f"agreement: {agreed} of {agreed + totals['ours'] + totals['peer']} flagged (input, rule) pairs")
-
-
 def manifests_corpus(n: int) -> str:
     docs = []
     for i in range(n):
@@ -228,38 +213,131 @@ TRIVY_K8S_PAIRS: list[tuple[set[str], set[str]]] = [
     ({"HG-PSS-014"}, {"KSV012"}), ({"HG-K8S-007"}, {"KSV013"}), ({"HG-K8S-001"}, {"KSV014"}),
     ({"HG-K8S-002"}, {"KSV015", "KSV016"}), ({"HG-PSS-003"}, {"KSV017"}), ({"HG-K8S-003"}, {"KSV018"}),
     ({"HG-PSS-005"}, {"KSV023"}), ({"HG-PSS-006"}, {"KSV024"}), ({"HG-PSS-010", "HG-PSS-016"}, {"KSV030", "KSV104"}),
-    ({"HG-K8S-020"}, {"KSV044", "KSV046"}), ({"HG-K8S-008"}, {"KSV110"}),
+    ({"HG-K8S-020"}, {"KSV044", "KSV046"}), ({"HG-K8S-008"}, {"KSV110"}), ({"HG-K8S-005"}, {"KSV036"}),
+    ({"HG-K8S-025"}, {"KSV111"}),
 ]
 TRIVY_IMG_PAIRS: list[tuple[set[str], set[str]]] = [
     ({"HG-IMG-001"}, {"DS002"}), ({"HG-IMG-007"}, {"DS026"}), ({"HG-IMG-011"}, {"DS004"}),
     ({"HG-IMG-013"}, {"DS005"}), ({"HG-IMG-006"}, {"DS031"}),
 ]
 
-# Why the tools part ways, by (rule group label, input); found by reading each disagreement.
-EXPLAINED: dict[tuple[str, str], str] = {
-    ("HG-DF-013", "apt-upgrade"): "trivy's DS017 accepts `apt-get update` followed by any apt-get command in the "
-    "same RUN (here upgrade); hullguard wants an install there, since the next RUN's install uses a cached layer "
-    "with a stale index (checked: trivy flags `RUN apt-get update` alone)",
-    ("HG-DF-012", "apt-upgrade"): "trivy's DS024 flags only `dist-upgrade`; hullguard also flags `upgrade`",
-    ("HG-DF-009", "apt-upgrade"): "`apt install` without --no-install-recommends: trivy's DS029 checks apt-get only",
-    ("HG-IMG-011", "offender"): "BuildKit records `EXPOSE map[22/tcp:{}]` in the history; trivy rebuilds a "
-    "Dockerfile from the history and its DS004 does not read that form (checked with trivy config), while "
+# Why the tools part ways, by (peer, hullguard rule group label, input); found by reading each
+# disagreement, and where it says "checked", by running the peer on a variant of the input.
+EXPLAINED: dict[tuple[str, str, str], str] = {
+    ("trivy", "HG-DF-013", "apt-upgrade"): "trivy's DS017 accepts `apt-get update` followed by any apt-get command "
+    "in the same RUN (here upgrade); hullguard wants an install there, since the next RUN's install uses a cached "
+    "layer with a stale index (checked: trivy flags `RUN apt-get update` alone)",
+    ("trivy", "HG-DF-012", "apt-upgrade"): "trivy's DS024 flags only `dist-upgrade`; hullguard also flags `upgrade`",
+    ("trivy", "HG-DF-009", "apt-upgrade"): "`apt install` without --no-install-recommends: trivy's DS029 checks "
+    "apt-get only",
+    ("trivy", "HG-IMG-011", "offender"): "BuildKit records `EXPOSE map[22/tcp:{}]` in the history; trivy rebuilds "
+    "a Dockerfile from the history and its DS004 does not read that form (checked with trivy config), while "
     "hullguard reads the config's ExposedPorts",
-    ("HG-IMG-013", "offender"): "trivy's DS005 (ADD instead of COPY) exempts URLs by design; hullguard reports a "
-    "remote ADD as an unverified download (as HG-DF-005 does for Dockerfiles)",
+    ("trivy", "HG-IMG-013", "offender"): "trivy's DS005 (ADD instead of COPY) exempts URLs by design; hullguard "
+    "reports a remote ADD as an unverified download (as HG-DF-005 does for Dockerfiles)",
+    ("trivy", "HG-K8S-005", "privileged"): "automountServiceAccountToken unset: the API server mounts the token by "
+    "default and hullguard reports it; trivy's KSV036 fires only when it is set to true or the token path is "
+    "mounted explicitly (checked with both variants)",
+    ("trivy", "HG-K8S-005", "plain"): "as for privileged: the token is mounted by default, KSV036 needs an "
+    "explicit automountServiceAccountToken: true",
+    ("hadolint", "HG-DF-009", "apt-upgrade"): "`apt install` without --no-install-recommends: DL3015 checks "
+    "apt-get only (hadolint reports the use of apt itself, DL3027, as hullguard does with HG-DF-036)",
+    ("hadolint", "HG-DF-011", "apt-upgrade"): "`apt install vim` unpinned: DL3008 checks apt-get only",
+    ("hadolint", "HG-DF-035", "good-debian"): "DL3025 also fires on `HEALTHCHECK CMD <shell form>` (checked); "
+    "hullguard's HG-DF-035 is about ENTRYPOINT/CMD, where /bin/sh becomes PID 1 and swallows SIGTERM, which a "
+    "healthcheck command does not do",
+    ("trivy", "HG-K8S-025", "rbac"): "the ServiceAccount build/ci is bound to a custom ClusterRole with * on *; "
+    "hullguard judges the power the binding hands out, trivy's KSV111 only bindings to the role named "
+    "cluster-admin (checked: it flags such a binding)",
+    ("checkov", "HG-K8S-006", "privileged"): "the image is nginx:latest: hullguard reports the floating tag "
+    "(HG-K8S-007, MEDIUM) instead of the weaker 'not pinned by digest'; checkov's CKV_K8S_43 fires on any image "
+    "without a digest",
+    ("checkov", "HG-K8S-030", "plain"): "the CronJob's namespace has workloads and no default-deny policy; "
+    "checkov's CKV2_K8S_6 only looks at Pods and Deployments",
 }
-# Checks only one side has, and what they are about.
-ONE_SIDED: dict[str, str] = {
-    "DS021": "apt-get without -y (hullguard: not a security issue; the build fails visibly)",
-    "DS006": "COPY --from naming its own stage (hullguard reports the duplicate stage name, HG-DF-038)",
-    "KSV020": "UID <= 10000 (hullguard follows PSS: only runAsUser 0 / runAsNonRoot)",
-    "KSV021": "GID <= 10000 (not a PSS control)",
-    "KSV117": "privileged containerPort < 1024 (not a PSS control)",
-    "KSV118": "no pod/container securityContext at all (hullguard reports each missing PSS field)",
-    "KSV106": "capabilities beyond NET_BIND_SERVICE (paired with HG-PSS-017)",
-    "HG-IMG-002": "setuid/setgid files, like HG-IMG-005 (world-writable dirs), HG-IMG-008 (package caches) and "
-    "HG-IMG-009 (sshd), need the image's files, which trivy's image-config checks never read",
-    "HG-IMG-010": "a sensitive VOLUME (docker.sock, /etc, ...): trivy has no check for it",
+# Checks only one side has, per peer, and why the other side has none.
+ONE_SIDED: dict[str, dict[str, str]] = {
+    "trivy": {
+        "HG-DF-005": "remote ADD: trivy's DS005 exempts URLs",
+        "HG-DF-007": "ADD of a local archive (auto-extraction): trivy's DS005 exempts archives (checked)",
+        "HG-DF-008": "curl | sh: no trivy check",
+        "HG-DF-010": "apt lists left in the layer: no trivy check (it has yum/dnf/zypper/apk cache checks)",
+        "HG-DF-011": "unpinned apt-get packages: trivy has no version-pinning checks at all",
+        "HG-DF-027": "unpinned apk packages: no pinning checks in trivy",
+        "HG-DF-029": "unpinned pip packages: no pinning checks in trivy",
+        "HG-DF-030": "unpinned npm packages: no pinning checks in trivy",
+        "HG-DF-041": "unpinned yum/dnf packages: no pinning checks in trivy",
+        "HG-DF-042": "unpinned zypper packages: no pinning checks in trivy",
+        "HG-DF-018": "chmod 777 / o+w: no trivy check",
+        "HG-DF-028": "pip cache left in the layer: no trivy check",
+        "HG-DF-033": "zypper without -n: no trivy check (DS021 is the apt-get -y one)",
+        "HG-DF-040": "yum without -y: no trivy check (DS021 is apt-get only)",
+        "HG-DF-035": "shell-form ENTRYPOINT/CMD: no trivy check",
+        "HG-DF-036": "apt instead of apt-get: no trivy check",
+        "HG-DF-037": "base image not pinned by digest: no trivy check (DS001 is :latest only)",
+        "DS006": "COPY --from naming its own stage (hullguard reports the duplicate stage name, HG-DF-038)",
+        "DS021": "apt-get without -y (hullguard: not a security issue; the build fails visibly)",
+        "HG-K8S-006": "image not pinned by digest: no trivy check",
+        "HG-K8S-013": "pod runs as the namespace's default ServiceAccount: no trivy check",
+        "HG-K8S-021": "the ClusterRole grants * on *: trivy reports that once (KSV044/KSV046), hullguard also "
+                      "reports each power it includes, here reading secrets ...",
+        "HG-K8S-022": "... exec into pods ...",
+        "HG-K8S-023": "... escalate/bind/impersonate ...",
+        "HG-K8S-024": "... and creating workloads",
+        "HG-K8S-030": "namespace with workloads and no default-deny NetworkPolicy: trivy's KSV038 checks "
+                      "selectors inside NetworkPolicies, not coverage",
+        "HG-PSS-012": "PSS restricted volume types (hostPath here): trivy's KSV028 (non-core volume types) "
+                      "does not fire on hostPath, which it reports as KSV023 (paired with HG-PSS-005)",
+        "KSV020": "UID <= 10000 (hullguard follows PSS: only runAsUser 0 / runAsNonRoot)",
+        "KSV021": "GID <= 10000 (not a PSS control)",
+        "KSV117": "privileged containerPort < 1024 (not a PSS control)",
+        "KSV118": "no pod/container securityContext at all (hullguard reports each missing PSS field)",
+        "HG-IMG-002": "setuid/setgid files need the image's files, which trivy's image-config checks never read",
+        "HG-IMG-005": "world-writable directories: image files, not config (see HG-IMG-002)",
+        "HG-IMG-008": "package caches left in the image: image files (see HG-IMG-002)",
+        "HG-IMG-009": "an ssh daemon binary: image files (see HG-IMG-002)",
+        "HG-IMG-010": "a sensitive VOLUME (docker.sock, /etc, ...): trivy has no check for it",
+    },
+    "hadolint": {
+        "HG-DF-001": "no USER at all: hadolint's DL3002 only looks at a USER that is there (last one root)",
+        "HG-DF-005": "remote ADD: DL3020 exempts URLs and archives",
+        "HG-DF-007": "ADD of a local archive: DL3020 exempts archives",
+        "HG-DF-008": "curl | sh: hadolint only asks for `set -o pipefail` (DL4006), not about running a download",
+        "HG-DF-012": "apt-get upgrade: hadolint 2.x dropped its DL3005 (checked: dist-upgrade gives nothing)",
+        "HG-DF-013": "apt-get update alone in a RUN: no hadolint rule",
+        "HG-DF-017": "EXPOSE 22: no hadolint rule",
+        "HG-DF-018": "chmod 777: no hadolint rule",
+        "HG-DF-019": "no HEALTHCHECK: no hadolint rule",
+        "HG-DF-037": "base image not pinned by digest: no hadolint rule (DL3006/DL3007 are tags)",
+        "DL3023": "COPY --from naming its own stage: the build fails on it; hullguard reports the duplicate "
+                  "stage name (HG-DF-038) that caused it here",
+        "DL3059": "consecutive RUN instructions: layer hygiene, not security",
+        "DL3066": "non-numeric USER: a style rule about host uid resolution; hullguard's HG-DF-002 and "
+                  "HG-IMG-001 judge root vs non-root",
+        "DL4006": "`set -o pipefail` before a pipe: build robustness, not security",
+    },
+    "checkov": {
+        "HG-K8S-013": "default ServiceAccount used: checkov's CKV_K8S_41 checks ServiceAccount objects named "
+                      "default, not the pods that use one",
+        "HG-K8S-024": "RBAC create workloads: no checkov check",
+        "HG-K8S-025": "cluster-admin-like power reaching a ServiceAccount: checkov's CKV2_K8S_1 is about "
+                      "RoleBindings to other RoleBindings",
+        "HG-PSS-005": "hostPath volumes: checkov only flags the docker socket (CKV_K8S_27, paired with HG-K8S-012)",
+        "HG-PSS-012": "PSS restricted volume types: no checkov check",
+        "CKV_K8S_8": "liveness probe missing: availability, not security",
+        "CKV_K8S_9": "readiness probe missing: availability, not security",
+        "CKV_K8S_15": "imagePullPolicy not Always: hullguard asks for digest pinning instead (HG-K8S-006)",
+        "CKV_K8S_29": "no pod securityContext block: hullguard reports each missing PSS field instead",
+        "CKV_K8S_30": "no container securityContext block: as CKV_K8S_29",
+        "CKV_K8S_40": "UID under 10000: not a PSS control (PSS: runAsNonRoot / not 0)",
+        "CKV2_K8S_1": "RoleBinding escalation through other RoleBindings: the wildcard role is reported by "
+                      "HG-K8S-020..025",
+        "CKV2_K8S_4": "services/status update (CVE-2020-8554): part of the wildcard grant hullguard reports as "
+                      "HG-K8S-020; no separate check",
+        "CKV_K8S_155": "admission webhook configurations editable: part of the wildcard grant (HG-K8S-020); no "
+                       "separate hullguard check",
+        "CKV_K8S_156": "CSR approval: part of the wildcard grant (HG-K8S-020); no separate hullguard check",
+    },
 }
 
 
@@ -314,10 +392,12 @@ def trivy_image_ids(prefix: list[str], trivy: str, archive: Path, cache: Path) -
     return out
 
 
-def compare_groups(name: str, ours: dict[str, set[str]], theirs: dict[str, set[str]],
+def compare_groups(name: str, peer: str, ours: dict[str, set[str]], theirs: dict[str, set[str]],
                    pairs: list[tuple[set[str], set[str]]]) -> None:
-    print(f"\n{name}: per rule pair, inputs flagged by both / only hullguard / only trivy")
-    print(f"{'hullguard':<34} {'trivy':<20} {'both':>5} {'ours':>5} {'peer':>5}")
+    """Per rule pair, how many inputs both / only hullguard / only the peer flag; then every
+    disagreement and every check only one side has, each with its reason (EXPLAINED, ONE_SIDED)."""
+    print(f"\n{name}: per rule pair, inputs flagged by both / only hullguard / only {peer}")
+    print(f"{'hullguard':<34} {peer:<34} {'both':>5} {'ours':>5} {'peer':>5}")
     totals: Counter[str] = Counter()
     differences: list[tuple[str, str, str]] = []
     for our_ids, peer_ids in pairs:
@@ -330,31 +410,27 @@ def compare_groups(name: str, ours: dict[str, set[str]], theirs: dict[str, set[s
             only_us += a and not b
             only_peer += b and not a
             if a != b:
-                differences.append((label, key, "hullguard" if a else "trivy"))
+                differences.append((label, key, "hullguard" if a else peer))
         totals.update(both=both, ours=only_us, peer=only_peer)
-        print(f"{label:<34} {','.join(sorted(peer_ids)):<20} {both:>5} {only_us:>5} {only_peer:>5}")
+        print(f"{label:<34} {','.join(sorted(peer_ids)):<34} {both:>5} {only_us:>5} {only_peer:>5}")
     agreed = totals["both"]
     flagged = agreed + totals["ours"] + totals["peer"]
     print(f"agreement: {agreed} of {flagged} flagged (input, rule) pairs ({100 * agreed / max(flagged, 1):.0f}%)")
     for label, key, who in differences:
-        why = EXPLAINED.get((label, key), "not yet explained")
+        why = EXPLAINED.get((peer, label, key)) or "not yet explained"
         print(f"  only {who:<9} {label} on {key}: {why}")
     mapped_ours = set().union(*(o for o, _ in pairs))
     mapped_peer = set().union(*(p for _, p in pairs))
     only_ours = Counter(r for ids in ours.values() for r in ids if r not in mapped_ours)
     only_peer = Counter(r for ids in theirs.values() for r in ids if r not in mapped_peer)
-    if only_ours:
-        print("  hullguard checks without a trivy counterpart: "
-              + ", ".join(f"{r} x{n}" for r, n in sorted(only_ours.items())))
-        for r in sorted(only_ours):
-            if r in ONE_SIDED:
-                print(f"    {r}: {ONE_SIDED[r]}")
-    if only_peer:
-        print("  trivy checks without a hullguard counterpart: "
-              + ", ".join(f"{r} x{n}" for r, n in sorted(only_peer.items())))
-        for r in sorted(only_peer):
-            if r in ONE_SIDED:
-                print(f"    {r}: {ONE_SIDED[r]}")
+    notes = ONE_SIDED.get(peer, {})
+    for who, counts in (("hullguard", only_ours), (peer, only_peer)):
+        if not counts:
+            continue
+        other = peer if who == "hullguard" else "hullguard"
+        print(f"  {who} checks without a {other} counterpart (inputs flagged):")
+        for r, n in sorted(counts.items()):
+            print(f"    {r} x{n}: {notes.get(r, 'not yet explained')}")
 
 
 def bench_images(tmp: Path) -> dict[str, Path]:
@@ -414,7 +490,7 @@ def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
         (df_dir / key / "Dockerfile").write_text(text)
     theirs = trivy_config_ids(prefix, trivy, df_dir, cache)
     ours_df = {k: {f.rule_id for f in check_dockerfile(v, k)} for k, v in DOCKERFILES.items()}
-    compare_groups("Dockerfiles vs trivy", ours_df, {k: theirs.get(f"{k}/Dockerfile", set()) for k in ours_df},
+    compare_groups("Dockerfiles vs trivy", "trivy", ours_df, {k: theirs.get(f"{k}/Dockerfile", set()) for k in ours_df},
                    TRIVY_DF_PAIRS)
 
     k8s_dir = tmp / "trivy-k8s"
@@ -423,7 +499,7 @@ def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
         (k8s_dir / f"{key}.yaml").write_text(text)
     theirs = trivy_config_ids(prefix, trivy, k8s_dir, cache)
     ours_k8s = {k: {f.rule_id for f in check_text(v, k).findings} for k, v in MANIFESTS.items()}
-    compare_groups("Kubernetes vs trivy", ours_k8s, {k: theirs.get(f"{k}.yaml", set()) for k in ours_k8s},
+    compare_groups("Kubernetes vs trivy", "trivy", ours_k8s, {k: theirs.get(f"{k}.yaml", set()) for k in ours_k8s},
                    TRIVY_K8S_PAIRS)
 
     images = bench_images(tmp)
@@ -438,7 +514,7 @@ def run_trivy(trivy: str, tmp: Path, timing_manifests: int) -> None:
         start = time.perf_counter()
         theirs_img[name] = trivy_image_ids(prefix, trivy, path, cache).get("image-config", set())
         peer_t += time.perf_counter() - start
-    compare_groups("Image configuration vs trivy (trivy image --image-config-scanners misconfig)", ours_img,
+    compare_groups("Image configuration vs trivy (trivy image --image-config-scanners misconfig)", "trivy", ours_img,
                    theirs_img, TRIVY_IMG_PAIRS)
     print(f"images: hullguard {ours_t:.2f} s, trivy {peer_t:.2f} s for {len(images)} images "
           f"(x{peer_t / max(ours_t, 1e-9):.1f})")
@@ -540,7 +616,7 @@ def main() -> None:
     hadolint = find_tool("hadolint", args.peers_bin)
     if hadolint:
         theirs_df = {k: hadolint_codes(hadolint, v) for k, v in DOCKERFILES.items()}
-        compare("Dockerfiles vs hadolint", ours_df, theirs_df, {k: {v} for k, v in HADOLINT_MAP.items()})
+        compare_groups("Dockerfiles vs hadolint", "hadolint", ours_df, theirs_df, HADOLINT_PAIRS)
     else:
         print("hadolint not found; Dockerfile comparison skipped")
 
@@ -555,7 +631,7 @@ def main() -> None:
                 path.write_text(text)
                 theirs_k8s[key] = checkov_ids(checkov, path)
         if checkov:
-            compare("Kubernetes vs checkov", ours_k8s, theirs_k8s, CHECKOV_MAP)
+            compare_groups("Kubernetes vs checkov", "checkov", ours_k8s, theirs_k8s, CHECKOV_PAIRS)
         else:
             print("checkov not found; Kubernetes comparison skipped")
 
