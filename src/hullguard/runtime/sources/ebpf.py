@@ -467,11 +467,19 @@ class EbpfSource:
         self.emit = emit
         try:
             self._proc = subprocess.Popen(
-                [self.bpftrace, "-B", "line", "-f", "json", "-e", self.script, str(self.self_pid)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
+                # The program goes in on stdin ("-"): on the command line it would make a multi-KiB
+                # cmdline that trips "long command line" rules of a /proc source running alongside.
+                [self.bpftrace, "-B", "line", "-f", "json", "-", str(self.self_pid)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
                 start_new_session=True)
         except OSError as exc:
             raise HullguardError(f"cannot run bpftrace ({self.bpftrace}): {exc.strerror or exc}") from exc
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(self.script.encode())
+            self._proc.stdin.close()
+        except OSError:
+            pass  # it exited before reading; the reason is on its stderr, reported below
         for target, nm in ((self._read_stdout, "hullguard-ebpf"), (self._read_stderr, "hullguard-ebpf-err")):
             t = threading.Thread(target=target, name=nm, daemon=True)
             t.start()
