@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -43,6 +42,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from hullguard.model import HullguardError
 from hullguard.runtime.sources.containers import (
@@ -83,6 +84,7 @@ _FLAG_NAMES = ((0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o1000, "O_TRUNC"), (0o20
 _ARITY = {"ready": 2, "a": 4, "e": 5, "x": 10, "f": 3, "o": 12, "c": 15}  # fields per record, as printed
 _AT_FDCWD = -100
 _EINPROGRESS = 115
+_decode = msgspec.json.Decoder().decode
 _NOISE = ("couldn't set RLIMIT_MEMLOCK",)  # bpftrace warns about it as root and works anyway
 
 
@@ -568,8 +570,8 @@ class EbpfSource:
         if not raw.strip():
             return  # bpftrace separates some messages with blank lines
         try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            doc = _decode(raw)
+        except (msgspec.DecodeError, ValueError, UnicodeDecodeError):
             self.counts["malformed"] += 1
             return
         if not isinstance(doc, dict):
