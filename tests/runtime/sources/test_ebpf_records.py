@@ -351,3 +351,17 @@ def test_check_tells_unreadable_tracefs_from_unmounted(tmp_path: Path) -> None:
     res = check_ebpf(root=str(tmp_path), bpftrace=str(tmp_path / "none"), probe=False)
     assert any("mounted at /sys/kernel/tracing but its events are not readable" in r for r in res.reasons)
     assert not any("tracefs is not mounted" in r for r in res.reasons)
+
+
+def test_a_compile_error_is_reported_by_its_error_line(tmp_path: Path, fake_proc: Path) -> None:
+    # bpftrace prints the offending source line and a ~~~ marker after the error itself.
+    exe = _fake_bpftrace(tmp_path, """
+        import sys
+        sys.stderr.write("stdin:7:21-87: ERROR: String is too long (over 64 bytes): /aaaa\\n")
+        sys.stderr.write("    if (strncmp($s, \\"/aaaa\\", 64) == 0) { }\\n")
+        sys.stderr.write("                ~~~~~~~~~~~~~~~\\n")
+        sys.exit(1)
+    """)
+    src, _events = make_source(fake_proc, bpftrace=exe)
+    with pytest.raises(HullguardError, match=r"status 1: stdin:7:21-87: ERROR: String is too long"):
+        src.start(lambda ev: True)

@@ -303,9 +303,16 @@ def attach_test(exe: str, timeout: float = 60.0) -> str | None:
         return f"cannot run {exe}: {exc.strerror or exc}"
     if r.returncode == 0:
         return None
-    lines = [ln for ln in r.stderr.decode("utf-8", "replace").splitlines() if ln.strip()
-             and not any(n in ln for n in _NOISE)]
-    return f"bpftrace cannot attach a syscall tracepoint: {lines[-1] if lines else f'exit status {r.returncode}'}"
+    why = _error_line(r.stderr.decode("utf-8", "replace").splitlines())
+    return f"bpftrace cannot attach a syscall tracepoint: {why or f'exit status {r.returncode}'}"
+
+
+def _error_line(lines: Any) -> str:
+    """The line of bpftrace's stderr that says what went wrong: compile errors are followed by
+    the offending source line and a ~~~ marker, so the last line is not always it."""
+    useful = [ln.strip() for ln in lines if ln.strip() and not any(n in ln for n in _NOISE)]
+    errors = [ln for ln in useful if "error" in ln.lower()]
+    return (errors or useful or [""])[-1]
 
 
 def check_ebpf(*, root: str = "/", release: str | None = None, bpftrace: str | None = None,
@@ -499,9 +506,8 @@ class EbpfSource:
             return f"bpftrace attached no probes within {self.start_timeout:.0f} s"
         for t in self._threads[1:]:
             t.join(timeout=2)
-        lines = [ln for ln in self._stderr if not any(n in ln for n in _NOISE)]
         code = self._proc.returncode if self._proc is not None else None
-        return f"bpftrace exited with status {code}" + (f": {lines[-1]}" if lines else "")
+        return f"bpftrace exited with status {code}" + (f": {why}" if (why := _error_line(self._stderr)) else "")
 
     def stop(self) -> None:
         self._stopping.set()
