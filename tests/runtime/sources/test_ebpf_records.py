@@ -365,3 +365,11 @@ def test_a_compile_error_is_reported_by_its_error_line(tmp_path: Path, fake_proc
     src, _events = make_source(fake_proc, bpftrace=exe)
     with pytest.raises(HullguardError, match=r"status 1: stdin:7:21-87: ERROR: String is too long"):
         src.start(lambda ev: True)
+
+
+def test_short_prefixes_share_one_program_per_syscall() -> None:
+    # Every open on the host runs each program, so the defaults (all short) must be one program.
+    script = build_script(syscalls={"openat"})
+    assert script.count("tracepoint:syscalls:sys_enter_openat ") == 1
+    many = build_script(read_prefixes=tuple(f"/p{i:02d}/" for i in range(20)), syscalls={"openat"})
+    assert many.count("tracepoint:syscalls:sys_enter_openat ") == 2 and many.count("strncmp") == 20

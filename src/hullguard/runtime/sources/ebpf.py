@@ -98,7 +98,7 @@ def build_script(*, read_prefixes: tuple[str, ...] = DEFAULT_READ_PREFIXES, max_
     arm64, for one)."""
     for p in read_prefixes:
         if not _PREFIX_OK.match(p):
-            raise HullguardError(f"read prefix {p!r} must be an absolute path of letters, digits and ._/+-")
+            raise HullguardError(f"read prefix {p!r} must be an absolute path of at most 63 letters, digits and ._/+-")
     if len(read_prefixes) > _MAX_PREFIXES:
         raise HullguardError(f"at most {_MAX_PREFIXES} read prefixes")
     if not 1 <= max_args <= 64:
@@ -128,11 +128,11 @@ tracepoint:syscalls:sys_exit_{sc} /pid != $1/ {{
     # Byte-exact prefix tests; the prefixes were checked above to need no escaping. Each string
     # literal takes BPF stack next to the 200-byte path, so the tests are spread over several
     # programs on the same tracepoint, each within its own 512-byte stack.
-    # Measured with bpftrace 0.17: eight literals of up to 40 bytes fit one program, a longer one
-    # (up to 63) only alone.
+    # Measured with bpftrace 0.17: sixteen literals of up to 40 bytes fit one program, a longer
+    # one (up to 63) only alone.
     groups: list[list[str]] = [[]]
     for p in read_prefixes:
-        if groups[-1] and (len(p) > 40 or len(groups[-1]) >= 8 or len(groups[-1][0]) > 40):
+        if groups[-1] and (len(p) > 40 or len(groups[-1]) >= 16 or len(groups[-1][0]) > 40):
             groups.append([])
         groups[-1].append(p)
     for sc, (path, flags, dfd) in _OPENS.items():
