@@ -373,3 +373,28 @@ def test_short_prefixes_share_one_program_per_syscall() -> None:
     assert script.count("tracepoint:syscalls:sys_enter_openat ") == 1
     many = build_script(read_prefixes=tuple(f"/p{i:02d}/" for i in range(20)), syscalls={"openat"})
     assert many.count("tracepoint:syscalls:sys_enter_openat ") == 2 and many.count("strncmp") == 20
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+def test_cli_refuses_ebpf_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hullguard.cli.main import main
+
+    missing = tmp_path / "bpftrace"
+    assert main(["runtime", "run", "--ebpf", "--bpftrace", str(missing), "--duration", "1s"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("hullguard: error: the eBPF source cannot run here:") and str(missing) in err
+    assert main(["runtime", "run", "--ebpf", "--ebpf-read-prefix", 'x") || 1 || ("', "--duration", "1s"]) == 2
+    assert "read prefix" in capsys.readouterr().err
+    assert main(["runtime", "run", "--ebpf", "--ebpf-max-rate", "0", "--duration", "1s"]) == 2
+
+
+def test_cli_sources_lists_ebpf(capsys: pytest.CaptureFixture[str]) -> None:
+    from hullguard.cli.main import main
+
+    assert main(["runtime", "sources", "--format", "json"]) == 0
+    e = {s["name"]: s for s in json.loads(capsys.readouterr().out)["sources"]}["ebpf"]
+    assert e["available"] == (not e["reasons"])
+    assert not any("bcc" in r for r in e["reasons"] + e["notes"])
+    if e["available"]:
+        assert any("bpftrace" in n for n in e["notes"])
