@@ -271,6 +271,7 @@ DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is absen
 _TOKENS: OrderedDict[tuple[str, ...], tuple[str, float]] = OrderedDict()
 _CHALLENGES: dict[str, str] = {}
 _AUTH_LOCK = threading.Lock()
+_clock = time.monotonic  # token expiry clock (a seam for tests)
 
 
 def _creds_id(creds: Credentials | None) -> str:
@@ -285,7 +286,7 @@ def _cached_token(key: tuple[str, ...]) -> str:
         entry = _TOKENS.get(key)
         if entry is None:
             return ""
-        if entry[1] <= time.monotonic():
+        if entry[1] <= _clock():
             del _TOKENS[key]
             return ""
         return entry[0]
@@ -298,7 +299,7 @@ def _store_token(key: tuple[str, ...], token: str, expires_in: object) -> None:
     if ttl <= 0:
         return
     with _AUTH_LOCK:
-        _TOKENS[key] = (token, time.monotonic() + ttl)
+        _TOKENS[key] = (token, _clock() + ttl)
         _TOKENS.move_to_end(key)
         while len(_TOKENS) > MAX_TOKENS:
             _TOKENS.popitem(last=False)
