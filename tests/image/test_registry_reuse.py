@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ class FakeRegistry:
     bearer: bool = False  # manifests need a token from /token
     expires_in: int | None = 300
     connections: int = 0
+    open_connections: int = 0
     token_requests: list[tuple[str, str]] = field(default_factory=list)  # (user, scope)
     unauthorized: int = 0
     cookies_seen: int = 0
@@ -52,6 +54,15 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             super().setup()
             with reg.lock:
                 reg.connections += 1
+                reg.open_connections += 1
+
+        def finish(self) -> None:
+            with reg.lock:
+                reg.open_connections -= 1
+            try:
+                super().finish()
+            except OSError:
+                pass
 
         def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -59,7 +70,10 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except OSError:  # the client hung up mid-body, as an abandoned download does
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if self.headers.get("Cookie"):
@@ -79,6 +93,14 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                              f'scope="repository:{repo}:pull"')
                 self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge})
                 return
+            if repo == "team/slow":
+                time.sleep(1.5)  # longer than the client's timeout
+            if repo == "team/moved" and kind == "manifests" and not url.query:
+                # Registries send blobs (here a manifest) elsewhere: the client must follow.
+                self._reply(307, b"", {"Location": f"/v2/team/app/manifests/{ref}?moved=1"})
+                return
+            if repo == "team/hangup":
+                self.close_connection = True  # no "Connection: close": the client learns it on reuse
             if kind == "blobs":
                 # Larger than what one read buffers, so an unread stream keeps its connection busy.
                 self._reply(200, b"x" * (1 << 20), {"Content-Type": "application/octet-stream"})
@@ -185,25 +207,20 @@ def test_cookies_are_never_sent_back(fake: FakeRegistry) -> None:
 
 
 def test_unread_streams_are_released_when_the_client_closes(fake: FakeRegistry) -> None:
-    # More abandoned downloads than the shared pool has connections: each client's close() must
-    # hand its connection back, or the last fetch would wait for a free connection and time out.
-    for _ in range(registry_pool_size() + 4):
+    # Downloads abandoned half-read (and still referenced): each client's close() must release its
+    # connection, or every one of them would stay busy at the registry and in the shared pool.
+    streams = []
+    for _ in range(20):
         client = RegistryClient(Reference.parse(f"{fake.host}/team/app:v1"), insecure=True, timeout=2.0)
         stream = client.blob_stream("sha256:" + "a" * 64)
         assert stream.read(10) == b"x" * 10
+        streams.append(stream)
         client.close()
+    deadline = time.monotonic() + 5
+    while fake.open_connections > 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.open_connections <= 1
     assert fetch(fake, timeout=2.0).startswith("sha256:")
-
-
-def registry_pool_size() -> int:
-    client = registry._pool_for("pool-size.invalid", tls=False)
-    assert client is not None
-    try:
-        return int(client._transport._pool._max_connections)  # type: ignore[attr-defined]
-    finally:
-        with registry._POOLS_LOCK:
-            registry._POOLS.pop(("pool-size.invalid", False), None)
-        client.close()
 
 
 def test_bearer_token_is_reused_for_the_same_repository(fake: FakeRegistry) -> None:
@@ -277,3 +294,34 @@ def test_default_token_lifetime_applies_without_expires_in(fake: FakeRegistry, m
     now[0] += 2
     fetch(fake, creds=Credentials("bob", "builder"))
     assert len(fake.token_requests) == 2
+
+
+def test_redirects_are_followed(fake: FakeRegistry) -> None:
+    client = RegistryClient(Reference.parse(f"{fake.host}/team/moved:v1"), insecure=True, timeout=5)
+    try:
+        data, _, digest = client.manifest("v1")
+    finally:
+        client.close()
+    assert json.loads(data) == {"schemaVersion": 2, "repo": "team/app", "ref": "v1"}
+    assert digest == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_connections_the_server_closed_are_not_reused(fake: FakeRegistry) -> None:
+    for i in range(4):
+        fetch(fake, repo="team/hangup", tag=f"v{i}")
+    assert fake.connections == 4
+
+
+def test_a_registry_that_does_not_answer_times_out(fake: FakeRegistry) -> None:
+    with pytest.raises(SourceError, match="did not answer in time"):
+        fetch(fake, repo="team/slow", timeout=0.3)
+
+
+def test_plain_http_loopback_registry_without_insecure(fake: FakeRegistry) -> None:
+    # Loopback tries TLS first; the failed handshake must fall back to plain HTTP, then stick to it.
+    client = RegistryClient(Reference.parse(f"{fake.host}/team/app:v1"), timeout=5)
+    try:
+        _, _, digest = client.manifest("v1")
+    finally:
+        client.close()
+    assert digest == "sha256:" + hashlib.sha256(fake.manifest_body("team/app", "v1")).hexdigest()

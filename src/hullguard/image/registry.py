@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import http.client
 import http.cookiejar
 import io
 import json
@@ -257,9 +258,178 @@ def close_pools() -> None:
     """Close every shared connection (tests; a long-running server at exit)."""
     with _POOLS_LOCK:
         clients = list(_POOLS.values())
+        fast = [f for f in _FAST.values() if f is not None]
         _POOLS.clear()
+        _FAST.clear()
     for client in clients:
         client.close()
+    for pool in fast:
+        pool.close()
+
+
+# GETs (manifests, signatures, blobs) through http.client on the same keep-alive idea: a third of
+# httpx's CPU per request (measured on loopback: 0.19 vs 0.64 ms), which the webhook's cold path
+# pays 9 times per Pod of 3 containers. Used only where nothing httpx adds applies: no proxy for
+# the host, no request body, no redirect (a redirect is replayed through httpx, which follows it).
+_FAST: dict[tuple[str, bool], _FastPool | None] = {}
+_REDIRECTS = (301, 302, 303, 307, 308)
+MAX_IDLE_PER_HOST = 16
+MAX_ERROR_BODY = 64 * 1024
+
+
+def _fast_pool_for(api_host: str, tls: bool) -> _FastPool | None:
+    key = (api_host, tls)
+    with _POOLS_LOCK:
+        if key in _FAST:
+            return _FAST[key]
+        import ssl
+        import urllib.request
+
+        host = api_host.rsplit(":", 1)[0].strip("[]") if not api_host.endswith("]") else api_host.strip("[]")
+        pool: _FastPool | None = None
+        if not (urllib.request.getproxies_environment() and not urllib.request.proxy_bypass_environment(host)):
+            if tls:
+                context = _tls_context()
+            else:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            pool = _FastPool(api_host, context)
+        if len(_FAST) < MAX_SHARED_POOLS:
+            _FAST[key] = pool
+        return pool
+
+
+class _FastPool:
+    """Idle keep-alive http.client connections to one registry host, one request per connection at a time."""
+
+    def __init__(self, api_host: str, context: Any) -> None:
+        self.api_host = api_host
+        self.context = context
+        self._idle: dict[str, list[tuple[Any, float]]] = {"http": [], "https": []}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            idle = [c for conns in self._idle.values() for c, _ in conns]
+            self._idle = {"http": [], "https": []}
+        for conn in idle:
+            conn.close()
+
+    def _take(self, scheme: str) -> Any | None:
+        import select
+
+        while True:
+            with self._lock:
+                if not self._idle[scheme]:
+                    return None
+                conn, since = self._idle[scheme].pop()
+            sock = conn.sock
+            # A socket that is readable while idle was closed by the server (or sent junk): drop it.
+            if sock is None or time.monotonic() - since > KEEPALIVE_EXPIRY or select.select([sock], [], [], 0)[0]:
+                conn.close()
+                continue
+            return conn
+
+    def give_back(self, scheme: str, conn: Any) -> None:
+        with self._lock:
+            if len(self._idle[scheme]) < MAX_IDLE_PER_HOST:
+                self._idle[scheme].append((conn, time.monotonic()))
+                return
+        conn.close()
+
+    def _connect(self, scheme: str, timeout: Any) -> Any:
+        import http.client
+
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(self.api_host, timeout=timeout.connect, context=self.context)
+        else:
+            conn = http.client.HTTPConnection(self.api_host, timeout=timeout.connect)
+        conn.connect()
+        conn.sock.settimeout(timeout.read)
+        return conn
+
+    def get(self, scheme: str, path: str, headers: dict[str, str], timeout: Any, registry: str) -> _FastResponse:
+        """Raises TimeoutError, OSError or http.client.HTTPException like a transport would."""
+        import http.client
+
+        conn = self._take(scheme)
+        if conn is not None:
+            conn.sock.settimeout(timeout.read)
+            try:
+                conn.request("GET", path, headers=headers)
+                return _FastResponse(self, scheme, conn, conn.getresponse(), registry)
+            except TimeoutError:
+                conn.close()
+                raise
+            except (OSError, http.client.HTTPException):
+                conn.close()  # the server dropped an idle connection as we reused it: one fresh try
+        conn = self._connect(scheme, timeout)
+        try:
+            conn.request("GET", path, headers=headers)
+            return _FastResponse(self, scheme, conn, conn.getresponse(), registry)
+        except BaseException:
+            conn.close()
+            raise
+
+
+class _FastResponse:
+    """What RegistryClient uses of an httpx.Response, over an http.client response."""
+
+    def __init__(self, pool: _FastPool, scheme: str, conn: Any, resp: Any, registry: str) -> None:
+        self._pool = pool
+        self._scheme = scheme
+        self._conn = conn
+        self._resp = resp
+        self._registry = registry
+        self.status_code = resp.status
+        self.headers = resp.headers  # http.client.HTTPMessage: get() is case-insensitive
+        self.is_closed = False
+        self._content: bytes | None = None
+
+    def iter_raw(self, chunk_size: int = 1 << 16) -> Iterator[bytes]:
+        import http.client
+
+        while True:
+            try:
+                data = self._resp.read(chunk_size)
+            except TimeoutError:
+                self.close()
+                raise SourceError(f"registry {self._registry} stopped sending data (timeout)") from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                raise SourceError(f"download from {self._registry} failed: {_short(exc)}") from None
+            if not data:
+                return
+            yield data
+
+    @property
+    def content(self) -> bytes:
+        """The body, only ever wanted for an error message: bounded."""
+        if self._content is None:
+            buf = bytearray()
+            for chunk in self.iter_raw():
+                buf += chunk
+                if len(buf) > MAX_ERROR_BODY:
+                    break
+            self._content = bytes(buf[:MAX_ERROR_BODY])
+        return self._content
+
+    def close(self) -> None:
+        if self.is_closed:
+            return
+        self.is_closed = True
+        resp, conn = self._resp, self._conn
+        if not resp.isclosed() and resp.length is not None and resp.length <= MAX_ERROR_BODY:
+            try:
+                resp.read()  # a small unread body (a 401, a 404): drain it and keep the connection
+            except (OSError, Exception):
+                conn.close()
+                return
+        if resp.isclosed() and not resp.will_close:
+            self._pool.give_back(self._scheme, conn)
+        else:
+            conn.close()
 
 
 # Bearer tokens by (registry host, realm, service, scope, credentials) until shortly before they expire,
@@ -338,6 +508,7 @@ class RegistryClient:
         shared = _pool_for(ref.api_host, tls)
         self._own_client = shared is None
         self.client = shared if shared is not None else _new_client(_tls_context() if tls else False, timeout)
+        self._fast = _fast_pool_for(ref.api_host, tls) if shared is not None else None
         # Streamed responses a caller may leave open: closed with this client, so that an abandoned
         # download cannot keep a connection of the shared pool busy for good.
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -390,14 +561,25 @@ class RegistryClient:
             hdrs = dict(headers)
             if self.auth_header:
                 hdrs["Authorization"] = self.auth_header
+            fast = self._fast is not None and method == "GET" and stream and content is None and not url
             try:
-                target = url or self._url(scheme, path)
-                request = self.client.build_request(method, target, headers=hdrs, content=content,
-                                                    timeout=self.timeout)
-                response = self.client.send(request, stream=stream)
-            except httpx.TimeoutException:
+                response = None
+                if fast:
+                    assert self._fast is not None
+                    hdrs.setdefault("User-Agent", "hullguard")
+                    response = self._fast.get(scheme, f"/v2/{self.ref.repository}/{path}", hdrs, self.timeout,
+                                              self.ref.registry)
+                    if response.status_code in _REDIRECTS:
+                        response.close()
+                        response = None
+                if response is None:
+                    target = url or self._url(scheme, path)
+                    request = self.client.build_request(method, target, headers=hdrs, content=content,
+                                                        timeout=self.timeout)
+                    response = self.client.send(request, stream=stream)
+            except (httpx.TimeoutException, TimeoutError):
                 raise SourceError(f"registry {self.ref.registry} did not answer in time") from None
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
+            except (httpx.TransportError, httpx.InvalidURL, OSError, http.client.HTTPException) as exc:
                 last_error = exc
                 continue
             if response.status_code == 400 and scheme == "http" and len(schemes) > 1:
