@@ -296,6 +296,22 @@ def test_exec_from_a_non_leader_thread(live: Live) -> None:
     assert len(hits) == 1 and hits[0]["proc.name"] == "true" and hits[0]["proc.ppid"] == os.getpid()
 
 
+def test_controlling_terminal(live: Live) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("script(1) from util-linux is needed to run a command on a pseudo-terminal")
+    m = f"{live.marker}y"
+    # script(1) gives the command a fresh pty; it prints that terminal's tty_nr from /proc as proof.
+    out = subprocess.run(["script", "-qc", f"/bin/true {m}; cut -d' ' -f7 /proc/self/stat", "/dev/null"],
+                         check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout
+    tty_nr = int(out.split()[-1])
+    # A new session has no controlling terminal, whatever the test runner has.
+    subprocess.run(["/bin/true", f"{m}n"], check=True, stdin=subprocess.DEVNULL, start_new_session=True)
+    on = live.rec.find(lambda e: e["evt.type"] == "execve" and e.get("proc.args") == m)
+    off = live.rec.find(lambda e: e["evt.type"] == "execve" and e.get("proc.args") == f"{m}n")
+    assert on and off and tty_nr != 0
+    assert on[0]["proc.tty"] == tty_nr and off[0]["proc.tty"] == 0
+
+
 def test_failed_exec_is_not_an_event(live: Live) -> None:
     m = f"/nonexistent/{live.marker}f"
     with pytest.raises(OSError):

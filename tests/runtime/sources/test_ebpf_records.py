@@ -94,9 +94,9 @@ def feed(src: EbpfSource, *lines: bytes) -> None:
 
 
 def exec_records(pid: int = PID, ppid: int = PPID, args: tuple[str, ...] = ("sh", "-c", "id"), ret: int = 0,
-                 comm: str = "sh", filename: str = "/bin/sh") -> tuple[list[bytes], bytes]:
+                 comm: str = "sh", filename: str = "/bin/sh", tty: int = 0) -> tuple[list[bytes], bytes]:
     enter = [line("a", pid, i, a) for i, a in enumerate(args)] + [line("e", pid, len(args), 0, filename)]
-    return enter, line("x", pid, pid, ret, 5_000_000_000, ppid, 0, 0, 4294967295, comm)
+    return enter, line("x", pid, pid, ret, 5_000_000_000, ppid, 0, 0, 4294967295, tty, comm)
 
 
 # ---- strings -----------------------------------------------------------------------------------
@@ -135,6 +135,28 @@ def test_exec_joined_from_entry_and_exit_in_either_order(fake_proc: Path, exit_f
     assert src.stats()["pending"] == 0
 
 
+def test_terminal_feeds_falcos_interactive_macro(fake_proc: Path) -> None:
+    from hullguard.runtime.engine import Engine
+    from hullguard.runtime.rules import load_rules
+
+    rules = """
+- macro: interactive
+  condition: (proc.tty != 0)
+- rule: Non-interactive shell
+  desc: a shell without a terminal
+  condition: evt.type = execve and proc.name = sh and not interactive
+  output: shell %proc.cmdline tty=%proc.tty
+  priority: WARNING
+"""
+    engine = Engine(load_rules(texts=[("r.yaml", rules)]), hostname="t")
+    src, events = make_source(fake_proc)
+    for tty in (0, 34816):
+        enter, exit_ = exec_records(tty=tty)
+        feed(src, *enter, exit_)
+    assert [e["proc.tty"] for e in events] == [0, 34816]
+    assert [len(engine.process(e)) for e in events] == [1, 0]
+
+
 def test_failed_exec_is_dropped_and_the_next_one_starts_clean(fake_proc: Path) -> None:
     src, events = make_source(fake_proc)
     enter, exit_ = exec_records(args=("nope", "x", "y"), ret=-2, filename="/nope")
@@ -167,7 +189,7 @@ def test_hostile_strings_stay_inside_their_field(fake_proc: Path) -> None:
     src, events = make_source(fake_proc)
     evil = b'x"], "proc.name": "evil"}\n{"type": "value", "data": ["x", 1]}\\\xff'
     feed(src, raw_line("a", PID, 0, b"sh"), raw_line("a", PID, 1, evil), raw_line("e", PID, 2, 0, b"/bin/sh"),
-         raw_line("x", PID, PID, 0, 1, PPID, 0, 0, 0, b'c"]\n'))
+         raw_line("x", PID, PID, 0, 1, PPID, 0, 0, 0, 0, b'c"]\n'))
     assert len(events) == 1
     assert events[0]["proc.args"] == evil.decode("utf-8", "replace") and events[0]["proc.name"] == 'c"]\n'
     assert src.counts["malformed"] == 0
@@ -180,23 +202,24 @@ def test_open_relative_path_flags_and_dfd(fake_proc: Path) -> None:
     flags = 0o1 | 0o100 | 0o1000 | 0o2000000
     # dfd arrives zero-extended: 4294967196 is AT_FDCWD (-100).
     feed(src, raw_line("f", PID, b"etc/passwd"),
-         line("o", PID, PID, 3, 10, PPID, 0, 0, 1000, flags, 4294967196, "sh"))
+         line("o", PID, PID, 3, 10, PPID, 0, 0, 1000, flags, 4294967196, 34816, "sh"))
     ev = events[0]
     assert ev["evt.type"] == "openat" and ev["fd.name"] == f"{fake_proc.parent}/etc/passwd"
     assert ev["evt.arg.flags"] == "O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC"
     assert (ev["evt.is_open_write"], ev["evt.is_open_read"], ev["evt.is_open_create"]) == ("true", "false", "true")
     assert ev["fd.num"] == 3 and ev["fd.typechar"] == "f" and ev["user.loginuid"] == 1000
+    assert ev["proc.tty"] == 34816
 
 
 def test_open_without_its_path_record_is_counted_not_guessed(fake_proc: Path) -> None:
     src, events = make_source(fake_proc)
-    feed(src, line("o", PID, PID, 3, 10, PPID, 0, 0, 0, 0, 4294967196, "sh"))
+    feed(src, line("o", PID, PID, 3, 10, PPID, 0, 0, 0, 0, 4294967196, 0, "sh"))
     assert events == [] and src.counts["unmatched"] == 1
 
 
 def test_open_of_a_gone_process_keeps_the_relative_path(fake_proc: Path) -> None:
     src, events = make_source(fake_proc)
-    feed(src, line("f", 6000, "x.txt"), line("o", 6000, 6000, 3, 10, PID, 0, 0, 0, 1, 4294967196, "tee"))
+    feed(src, line("f", 6000, "x.txt"), line("o", 6000, 6000, 3, 10, PID, 0, 0, 0, 1, 4294967196, 0, "tee"))
     assert events[0]["fd.name"] == "x.txt" and src.counts["unresolved"] == 1
 
 
@@ -208,8 +231,8 @@ def test_connect_ipv4_and_ipv6_sockaddr(fake_proc: Path) -> None:
     v4 = int.from_bytes(bytes([127, 0, 0, 1]), "little")
     v6 = bytes(15) + b"\x01"
     lo, hi = int.from_bytes(v6[:8], "little"), int.from_bytes(v6[8:], "little")
-    feed(src, line("c", PID, PID, 0, 10, PPID, 0, 0, 0, 2, raw_port, v4, 0, 5, "sh"),
-         line("c", PID, PID, -115, 11, PPID, 0, 0, 0, 10, raw_port, lo, hi, 6, "sh"))
+    feed(src, line("c", PID, PID, 0, 10, PPID, 0, 0, 0, 2, raw_port, v4, 0, 5, 0, "sh"),
+         line("c", PID, PID, -115, 11, PPID, 0, 0, 0, 10, raw_port, lo, hi, 6, 0, "sh"))
     a, b = events
     assert (a["fd.dip"], a["fd.dport"], a["fd.typechar"], a["fd.num"]) == ("127.0.0.1", port, "4", 5)
     assert (b["fd.dip"], b["fd.dport"], b["fd.typechar"], b["evt.rawres"]) == ("::1", port, "6", -115)
@@ -325,7 +348,7 @@ def test_oversized_lines_are_skipped_and_an_exit_is_reported(tmp_path: Path, fak
         out.write(json.dumps({{"type": "value", "data": ["ready", 1]}}) + "\\n")
         out.write('{{"type": "value", "data": ["a", 1, 0, "' + "x" * 200000 + '"]}}\\n')
         for rec in (["a", {PID}, 0, "sh"], ["e", {PID}, 1, 0, "/bin/sh"],
-                    ["x", {PID}, {PID}, 0, 1, {PPID}, 0, 0, 0, "sh"]):
+                    ["x", {PID}, {PID}, 0, 1, {PPID}, 0, 0, 0, 0, "sh"]):
             out.write(json.dumps({{"type": "value", "data": rec}}) + "\\n")
         out.flush()
         print("bpftrace: lost the perf buffer", file=sys.stderr)
@@ -372,7 +395,7 @@ def test_short_prefixes_share_one_program_per_syscall() -> None:
     script = build_script(syscalls={"openat"})
     assert script.count("tracepoint:syscalls:sys_enter_openat ") == 1
     many = build_script(read_prefixes=tuple(f"/p{i:02d}/" for i in range(20)), syscalls={"openat"})
-    assert many.count("tracepoint:syscalls:sys_enter_openat ") == 2 and many.count("strncmp") == 20
+    assert many.count("tracepoint:syscalls:sys_enter_openat ") == 2 and many.count("strncmp($s,") == 20
 
 
 # ---- CLI ---------------------------------------------------------------------------------------

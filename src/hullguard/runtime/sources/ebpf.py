@@ -81,11 +81,24 @@ _O_ACCMODE, _O_WRONLY, _O_RDWR, _O_CREAT, _O_TRUNC = 0o3, 0o1, 0o2, 0o100, 0o100
 _FLAG_NAMES = ((0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o1000, "O_TRUNC"), (0o2000, "O_APPEND"),
                (0o4000, "O_NONBLOCK"), (0o200000, "O_DIRECTORY"), (0o2000000, "O_CLOEXEC"),
                (0o20200000, "O_TMPFILE"))
-_ARITY = {"ready": 2, "a": 4, "e": 5, "x": 10, "f": 3, "o": 12, "c": 15}  # fields per record, as printed
+_ARITY = {"ready": 2, "a": 4, "e": 5, "x": 11, "f": 3, "o": 13, "c": 16}  # fields per record, as printed
 _AT_FDCWD = -100
 _EINPROGRESS = 115
 _decode = msgspec.json.Decoder().decode
 _NOISE = ("couldn't set RLIMIT_MEMLOCK",)  # bpftrace warns about it as root and works anyway
+
+
+# The controlling terminal as /proc's tty_nr (Falco's proc.tty; 0 = none). bpftrace 0.17 cannot
+# read struct tty_driver from newer kernels' BTF, so the major number is inferred from the name:
+# exact for /dev/pts/N and the console ttys, which is what "interactive" rules look at.
+_TTY = """  $tty = (uint64)0;
+  $tt = curtask->signal->tty;
+  if ($tt != 0) {
+    $ix = (uint64)$tt->index;
+    $mj = (uint64)4;
+    if (strncmp($tt->name, "pts", 3) == 0) { $mj = 136; }
+    $tty = ($ix & 0xff) | ($mj << 8) | (($ix & ~0xff) << 12);
+  }"""
 
 
 # ---- the script -------------------------------------------------------------------------------
@@ -121,8 +134,9 @@ def build_script(*, read_prefixes: tuple[str, ...] = DEFAULT_READ_PREFIXES, max_
   print(("e", pid, $i, $more, str(args->filename)));
 }}
 tracepoint:syscalls:sys_exit_{sc} /pid != $1/ {{
+{_TTY}
   print(("x", pid, tid, args->ret, nsecs, curtask->real_parent->tgid, curtask->cred->euid.val,
-         curtask->cred->egid.val, curtask->loginuid.val, comm));
+         curtask->cred->egid.val, curtask->loginuid.val, $tty, comm));
 }}
 """)
     # Byte-exact prefix tests; the prefixes were checked above to need no escaping. Each string
@@ -155,9 +169,10 @@ tracepoint:syscalls:sys_exit_{sc} /pid != $1/ {{
   $o = @o[tid];
   delete(@o[tid]);
   if (args->ret >= 0) {{
+{_TTY}
     print(("f", tid, str($o.0)));
     print(("o", tid, pid, args->ret, nsecs, curtask->real_parent->tgid, curtask->cred->euid.val,
-           curtask->cred->egid.val, curtask->loginuid.val, $o.1, $o.2, comm));
+           curtask->cred->egid.val, curtask->loginuid.val, $o.1, $o.2, $tty, comm));
   }}
 }}
 """)
@@ -178,8 +193,9 @@ tracepoint:syscalls:sys_exit_connect /@c[tid].0 != 0/ {
   $c = @c[tid];
   delete(@c[tid]);
   if (args->ret == 0 || args->ret == -115) {
+""" + _TTY + """
     print(("c", tid, pid, args->ret, nsecs, curtask->real_parent->tgid, curtask->cred->euid.val,
-           curtask->cred->egid.val, curtask->loginuid.val, $c.0, $c.1, $c.2, $c.3, $c.4, comm));
+           curtask->cred->egid.val, curtask->loginuid.val, $c.0, $c.1, $c.2, $c.3, $c.4, $tty, comm));
   }
 }
 """)
@@ -489,10 +505,11 @@ class EbpfSource:
             self._proc.stdin.close()
         except OSError:
             pass  # it exited before reading; the reason is on its stderr, reported below
-        for target, nm in ((self._read_stdout, "hullguard-ebpf"), (self._read_stderr, "hullguard-ebpf-err")):
-            t = threading.Thread(target=target, name=nm, daemon=True)
+        # Both threads exist before either runs: the stdout reader joins the stderr reader at EOF.
+        self._threads = [threading.Thread(target=target, name=nm, daemon=True) for target, nm in
+                         ((self._read_stdout, "hullguard-ebpf"), (self._read_stderr, "hullguard-ebpf-err"))]
+        for t in self._threads:
             t.start()
-            self._threads.append(t)
         end = time.monotonic() + self.start_timeout
         while not self._attached.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > end:
@@ -692,7 +709,7 @@ class EbpfSource:
         self._pending.pop(tid, None)
         x = ex.exit
         assert x is not None
-        _tag, pid, _tid, ret, ns, ppid, euid, egid, loginuid, comm = x[:10]
+        _tag, pid, _tid, ret, ns, ppid, euid, egid, loginuid, tty, comm = x[:11]
         if int(ret) != 0 or self._ours(int(pid)):
             return
         pid, ppid = int(pid), int(ppid)
@@ -712,13 +729,13 @@ class EbpfSource:
         self._containers.pop(pid, None)
         if not self._allow():
             return
-        ev = self._common(info, "execve", int(ns), int(euid), int(egid), int(loginuid))
+        ev = self._common(info, "execve", int(ns), int(euid), int(egid), int(loginuid), int(tty))
         ev["evt.category"] = "process"
         ev["evt.arg.filename"] = filename
         self._send(ev, "exec")
 
     def _open(self, d: list[Any], path: str) -> None:
-        _t, _tid, pid, fd, ns, ppid, euid, egid, loginuid, flags, dfd, comm = d[:12]
+        _t, _tid, pid, fd, ns, ppid, euid, egid, loginuid, flags, dfd, tty, comm = d[:13]
         pid, fd, flags, dfd = int(pid), int(fd), int(flags), int(dfd) & 0xFFFFFFFF
         if dfd >= 1 << 31:  # the tracepoint hands the int over zero-extended
             dfd -= 1 << 32
@@ -734,7 +751,7 @@ class EbpfSource:
                 self.counts["unresolved"] += 1  # exited already: the path stays relative
         path = self._cut(path)
         info = self._lookup(pid, int(ppid), bt_string(str(comm)))
-        ev = self._common(info, "openat", int(ns), int(euid), int(egid), int(loginuid))
+        ev = self._common(info, "openat", int(ns), int(euid), int(egid), int(loginuid), int(tty))
         acc = flags & _O_ACCMODE
         names = ["O_RDWR" if acc == _O_RDWR else "O_WRONLY" if acc == _O_WRONLY else "O_RDONLY"]
         names += [n for bit, n in _FLAG_NAMES if flags & bit == bit]
@@ -746,7 +763,7 @@ class EbpfSource:
         self._send(ev, "open")
 
     def _connect(self, d: list[Any]) -> None:
-        _t, _tid, pid, ret, ns, ppid, euid, egid, loginuid, fam, port, a, b, fd, comm = d[:15]
+        _t, _tid, pid, ret, ns, ppid, euid, egid, loginuid, fam, port, a, b, fd, tty, comm = d[:16]
         pid, fam = int(pid), int(fam)
         if self._ours(pid) or not self._allow():
             return
@@ -755,7 +772,7 @@ class EbpfSource:
         dip = _ip4(int(a)) if fam == 2 else _ip6(int(a), int(b))
         info = self._lookup(pid, int(ppid), bt_string(str(comm)))
         sip, sport, l4 = self._local_end(pid, dip, dport)
-        ev = self._common(info, "connect", int(ns), int(euid), int(egid), int(loginuid))
+        ev = self._common(info, "connect", int(ns), int(euid), int(egid), int(loginuid), int(tty))
         v6 = ":" in dip
         ev.update({"evt.category": "net", "fd.num": int(fd), "fd.typechar": "6" if v6 else "4",
                    "fd.type": "ipv6" if v6 else "ipv4", "fd.sockfamily": "ip", "fd.dip": dip, "fd.dport": dport,
@@ -860,17 +877,26 @@ class EbpfSource:
             return self.bundles.lookup(info.container_id)
         return None
 
-    def _common(self, info: _Proc, etype: str, ns: int, euid: int, egid: int, loginuid: int) -> dict[str, Any]:
+    def _common(self, info: _Proc, etype: str, ns: int, euid: int, egid: int, loginuid: int,
+                tty: int) -> dict[str, Any]:
         rest = " ".join(info.args[1:])
         ev: dict[str, Any] = {
             "_source": "syscall", "evt.type": etype, "evt.dir": "<", "evt.time": ns + self._mono_offset,
             "proc.pid": info.pid, "proc.ppid": info.ppid, "proc.name": info.comm, "proc.exe": info.exe,
             "proc.exepath": info.exepath, "proc.args": rest, "proc.cmdline": f"{info.comm} {rest}".rstrip(),
             "user.uid": euid, "user.name": self._user(euid), "group.gid": egid,
-            "user.loginuid": -1 if loginuid == 4294967295 else loginuid,
+            "user.loginuid": -1 if loginuid == 4294967295 else loginuid, "proc.tty": tty,
         }
         if self.hostname:
             ev["_hostname"] = self.hostname
+        status = _read(f"{self.root}/{info.pid}/status", 16384)
+        if status:
+            # The pid inside the process's own pid namespace (1 for a container's init).
+            for ln in status.split(b"\n"):
+                if ln.startswith(b"NSpid:"):
+                    with contextlib.suppress(ValueError, IndexError):
+                        ev["proc.vpid"] = int(ln.split()[-1])
+                    break
         cwd = _readlink(f"{self.root}/{info.pid}/cwd")
         if cwd is not None:
             ev["proc.cwd"] = cwd if cwd.endswith("/") else cwd + "/"
