@@ -73,6 +73,8 @@ def fake_proc(tmp_path: Path) -> Path:
         (d / "stat").write_text(_stat(pid, comm, ppid))
         (d / "cmdline").write_bytes(cmd)
         (d / "cgroup").write_text(cg)
+    # In its own pid namespace the process is init (a container's entrypoint).
+    (root / str(PID) / "status").write_text(f"Name:\tsh\nNSpid:\t{PID}\t1\n")
     (root / str(PID) / "cwd").symlink_to(tmp_path)
     (root / str(PID) / "exe").symlink_to("/usr/bin/dash")
     (root / str(PPID) / "exe").symlink_to("/usr/sbin/nginx")
@@ -131,7 +133,7 @@ def test_exec_joined_from_entry_and_exit_in_either_order(fake_proc: Path, exit_f
     assert ev["user.uid"] == 0 and ev["user.loginuid"] == -1
     assert ev["container.id"] == CID[:12] and ev["container.type"] == "docker"
     assert ev["proc.cwd"] == str(fake_proc.parent) + "/"
-    assert ev["evt.time"] == 5_000_000_000 + src._mono_offset
+    assert ev["evt.time"] == 5_000_000_000 + src._mono_offset and ev["proc.vpid"] == 1
     assert src.stats()["pending"] == 0
 
 

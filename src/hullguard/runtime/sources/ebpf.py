@@ -427,6 +427,7 @@ class _Proc:
     exepath: str | None
     args: list[str]
     at: float
+    vpid: int | None = None
 
 
 @dataclass(slots=True)
@@ -722,7 +723,8 @@ class EbpfSource:
         exepath = _readlink(f"{self.root}/{pid}/exe")
         if exepath is None and filename.startswith("/"):
             exepath = filename
-        info = _Proc(pid, ppid, comm, args[0] if args else comm, exepath, args, time.monotonic())
+        info = _Proc(pid, ppid, comm, args[0] if args else comm, exepath, args, time.monotonic(),
+                     self._vpid(pid))
         self._remember(info)
         # The new program may sit in a new cgroup only if the runtime moved it before exec;
         # what /proc says now is the truth for this pid.
@@ -795,6 +797,18 @@ class EbpfSource:
                 if rport == dport and rip == dip:
                     return lip, lport, proto.rstrip("6")
         return None, None, None
+
+    def _vpid(self, pid: int) -> int | None:
+        """The pid inside the process's own pid namespace (1 for a container's init), read once at
+        exec and kept with the process, so opens and connects cost no extra read."""
+        status = _read(f"{self.root}/{pid}/status", 16384)
+        for ln in (status or b"").split(b"\n"):
+            if ln.startswith(b"NSpid:"):
+                try:
+                    return int(ln.split()[-1])
+                except (ValueError, IndexError):
+                    return None
+        return None
 
     def _remember(self, info: _Proc) -> None:
         self._procs[info.pid] = info
@@ -889,14 +903,8 @@ class EbpfSource:
         }
         if self.hostname:
             ev["_hostname"] = self.hostname
-        status = _read(f"{self.root}/{info.pid}/status", 16384)
-        if status:
-            # The pid inside the process's own pid namespace (1 for a container's init).
-            for ln in status.split(b"\n"):
-                if ln.startswith(b"NSpid:"):
-                    with contextlib.suppress(ValueError, IndexError):
-                        ev["proc.vpid"] = int(ln.split()[-1])
-                    break
+        if info.vpid is not None:
+            ev["proc.vpid"] = info.vpid
         cwd = _readlink(f"{self.root}/{info.pid}/cwd")
         if cwd is not None:
             ev["proc.cwd"] = cwd if cwd.endswith("/") else cwd + "/"
