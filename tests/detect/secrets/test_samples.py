@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import string
 
 import pytest
@@ -12,6 +13,7 @@ from hullguard.detect.secrets.rules import RULES
 from tests.detect.secrets.corpus import ALNUM, B64, HEX, URLSAFE, expected, fake, rand, uuid
 
 LOWER_NUM = string.ascii_lowercase + string.digits
+UPPER_NUM = string.ascii_uppercase + string.digits
 
 SAMPLES: dict[str, tuple[str, str]] = {  # rule id -> (path, text)
     "HG-SECRET-003": ("a.env", f"AWS_SESSION_TOKEN={fake(B64, 300)}"),
@@ -83,6 +85,12 @@ SAMPLES: dict[str, tuple[str, str]] = {  # rule id -> (path, text)
     "HG-SECRET-161": ("a.env", f"ALGOLIA_ADMIN_KEY={rand(HEX, 32)}"),
     "HG-SECRET-162": ("a.env", f"SNYK_TOKEN={uuid()}"),
     "HG-SECRET-168": ("a.env", f"PPLX=pplx-{fake(ALNUM, 48)}"),
+    "HG-SECRET-169": ("k8s/pull-secret.yaml",
+                      "  .dockerconfigjson: " + base64.b64encode(
+                          ('{"auths":{"registry.fake.internal":{"auth":"'
+                           + base64.b64encode(f"ci:{rand(ALNUM, 20)}".encode()).decode() + '"}}}').encode()).decode()),
+    "HG-SECRET-170": ("auth.json", f'"token": "packagist_uut_{rand(HEX, 68)}"'),
+    "HG-SECRET-171": ("a.env", f"DT_API_TOKEN=dt0c01.{rand(UPPER_NUM, 24)}.{rand(UPPER_NUM, 64)}"),
 }
 
 

@@ -618,6 +618,17 @@ RULES: tuple[Rule, ...] = (
        "ai", "Groq"),
     _r(168, "perplexity-api-key", "Perplexity API key", H, r"\bpplx-[A-Za-z0-9]{48}" + END,
        ("pplx-",), "ai", "Perplexity"),
+    # --- found missing by comparing with trivy's built-in rules (bench/secrets.py) ---------
+    # An image pull Secret carries a whole Docker config.json, base64-encoded: `{"` is `eyJ`.
+    _r(169, "kubernetes-dockerconfigjson", "Docker registry credentials in a Kubernetes Secret", H,
+       r"""["']?\.docker(?:configjson|cfg)["']?[ \t]{0,4}:[ \t]{0,4}["']?((?:ey|ew)[A-Za-z0-9+/]{20,16384}={0,2})""",
+       (".dockerc",), "config", "A Kubernetes image pull Secret (.dockerconfigjson)", group=1,
+       refs=("https://kubernetes.io/docs/concepts/configuration/secret/#docker-config-secrets",)),
+    _r(170, "private-packagist-token", "Private Packagist token", H,
+       r"\bpackagist_[ou][ru]t_[a-f0-9]{68}" + END, ("packagist_",), "registry", "Private Packagist",
+       refs=("https://packagist.com/docs/composer-authentication#token-format",)),
+    _r(171, "dynatrace-api-token", "Dynatrace API token", H,
+       r"\bdt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}" + END, ("dt0c01.",), "observability", "Dynatrace"),
 )
 
 _BY_ID = {rule.id: rule for rule in RULES}
