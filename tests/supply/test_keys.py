@@ -196,3 +196,25 @@ def test_we_verify_openssl_signatures(tmp_path: Path) -> None:
     # openssl's SEC1 "EC PRIVATE KEY" output is a key we can sign with too.
     key = keys.load_private_key(str(tmp_path / "k.pem"))
     assert pub.verify(keys.sign_bytes(key, b"m"), b"m")
+
+
+def test_public_keys_given_as_bytes_are_parsed_once_and_files_every_time(tmp_path: Path) -> None:
+    private_a, public_a = keys.generate_keypair(b"", fmt="pkcs8")
+    _, public_b = keys.generate_keypair(b"", fmt="pkcs8")
+    key_a = keys.load_private_key(private_a, password=b"")
+    sig = keys.sign_bytes(key_a, b"payload")
+    first, other = keys.load_public_keys([public_a, public_b])
+    again = keys.load_public_keys([public_a])[0]
+    assert again is first  # the webhook asks for the same policy keys on every verification
+    assert first.verify(sig, b"payload") and not other.verify(sig, b"payload")
+    assert first.label.startswith("sha256:") and first.label != other.label
+    # A broken PEM is refused every time, never remembered as a key.
+    for _ in range(2):
+        with pytest.raises(KeyFileError):
+            keys.load_public_keys([public_a.replace(b"PUBLIC KEY", b"PRIVATE KEY")])
+    # A key file replaced on disk is read again.
+    path = tmp_path / "cosign.pub"
+    path.write_bytes(public_a)
+    assert keys.load_public_keys([str(path)])[0].verify(sig, b"payload")
+    path.write_bytes(public_b)
+    assert not keys.load_public_keys([str(path)])[0].verify(sig, b"payload")
