@@ -255,8 +255,10 @@ def test_malformed_records_are_counted(fake_proc: Path, bad: bytes) -> None:
 def test_control_messages(fake_proc: Path) -> None:
     src, _events = make_source(fake_proc)
     feed(src, b"\n", b'{"type": "attached_probes", "data": {"probes": 15}}\n',
-         b'{"type": "lost_events", "data": {"events": 7}}\n', line("ready", 1))
+         b'{"type": "lost_events", "data": {"events": 7}}\n', line("ready", 1),
+         b'{"type": "helper_error", "helper": "probe_read", "retcode": -14, "line": 3, "col": 5}\n')
     assert src.probes == 15 and src.counts["lost"] == 7 and src._attached.is_set() and src.counts["malformed"] == 0
+    assert src.counts["helper_errors"] == 1
 
 
 def test_rate_limit_drops_and_counts(fake_proc: Path) -> None:

@@ -469,7 +469,7 @@ class EbpfSource:
         self.error: str | None = None
         self.probes = 0
         self.counts = dict.fromkeys(("records", "exec", "open", "connect", "dropped", "rate_limited", "malformed",
-                                     "lost", "unmatched", "truncated", "unresolved"), 0)
+                                     "lost", "unmatched", "truncated", "unresolved", "helper_errors"), 0)
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._attached = threading.Event()
@@ -606,6 +606,9 @@ class EbpfSource:
         if kind == "attached_probes":
             if isinstance(data, dict) and isinstance(data.get("probes"), int):
                 self.probes = data["probes"]
+            return
+        if kind == "helper_error":
+            self.counts["helper_errors"] += 1  # a failed read in a probe (bpftrace -k); the record is gone
             return
         if kind == "lost_events" and isinstance(data, dict):
             n = data.get("events")
