@@ -3,7 +3,7 @@
 - ``k8s_audit``: HTTPS receiver for the API server's audit webhook backend, and a tailer for
   audit log files (JSON lines, rotation handled).
 - ``proc``: polls /proc for new processes, their files and connections; containers by cgroup.
-- ``ebpf``: detection of bcc/eBPF availability, with the reason when it is not usable.
+- ``ebpf``: exec/open/connect through bpftrace, and why it cannot run when it cannot.
 """
 
 from __future__ import annotations
