@@ -14,7 +14,7 @@ import msgspec
 from hullguard.image.layers import LayerResult
 from hullguard.inventory.base import Analyzer
 
-FORMAT = 1  # bump when LayerResult's shape changes
+FORMAT = 2  # bump when LayerResult's shape changes
 
 
 def default_dir() -> str:

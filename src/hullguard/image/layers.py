@@ -85,11 +85,13 @@ def resolve(path: str, readlink: Callable[[str], str | None], max_hops: int = MA
 
 class EntryMeta(msgspec.Struct, array_like=True):
     """Header facts of one tar entry an observer flagged (see ``analyze_layer``): the type flag,
-    the permission bits (with setuid/setgid/sticky) and the size."""
+    the permission bits (with setuid/setgid/sticky), the size and the owner (-1: not recorded)."""
 
     type: str
     mode: int
     size: int = 0
+    uid: int = -1
+    gid: int = -1
 
 
 class LayerResult(msgspec.Struct, omit_defaults=True):
@@ -155,7 +157,7 @@ def analyze_layer(
                 result.seen.append(path)
                 if (note_one(path, kind, entry.mode) if note_one is not None
                         else any(note(path, kind, entry.mode) for note in observers)):
-                    result.notable[path] = EntryMeta(kind, entry.mode & 0o7777, entry.size)
+                    result.notable[path] = EntryMeta(kind, entry.mode & 0o7777, entry.size, entry.uid, entry.gid)
             if kind == tarstream.SYMLINK:
                 result.symlinks[path] = entry.linkname
                 continue

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from hullguard.detect.misconfig.image import check_image
 from hullguard.image.layers import EntryMeta, LayerResult, squash
 from hullguard.model import Artifact, Layer
@@ -54,7 +52,6 @@ def test_unknown_owner_is_not_guessed() -> None:
                    "usr/local/bin/y": ("HG-IMG-002", "setuid 4755")}
 
 
-@pytest.mark.xfail(strict=True, reason="image/layers.py does not yet copy entry.uid/gid into EntryMeta")
 def test_image_scan_names_the_owner(tmp_path: Path) -> None:
     img = build_synth([[File("usr/local/bin/rootshell", ELF, mode=0o4755, uid=0),
                         File("opt/game/score", ELF, mode=0o4755, uid=1000)]],
