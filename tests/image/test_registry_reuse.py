@@ -325,3 +325,15 @@ def test_plain_http_loopback_registry_without_insecure(fake: FakeRegistry) -> No
     finally:
         client.close()
     assert digest == "sha256:" + hashlib.sha256(fake.manifest_body("team/app", "v1")).hexdigest()
+
+
+def test_cached_tokens_are_bound_to_the_scheme(fake: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.bearer = True
+    alice = Credentials("alice", "wonderland")
+    fetch(fake, creds=alice)
+    ref = Reference.parse(f"{fake.host}/team/app:v1")
+    assert RegistryClient(ref, insecure=True, credentials=alice).auth_header.startswith("Bearer ")
+    # Got over plain HTTP here; a client that would talk TLS to the same host:port starts afresh,
+    # and the reverse (a TLS token going out in clear text) is the same key mismatch.
+    monkeypatch.setitem(registry._SCHEME_SEEN, fake.host, "https")
+    assert RegistryClient(ref, insecure=True, credentials=alice).auth_header == ""

@@ -531,14 +531,18 @@ class RegistryClient:
         scheme, params = _parse_challenge(challenge)
         if scheme != "bearer" or "realm" not in params:
             return
-        key = self._token_cache_key(params, f"repository:{self.ref.repository}:pull")
+        scheme_seen = _SCHEME_SEEN.get(self.ref.api_host, "")
+        if not scheme_seen:
+            return
+        key = self._token_cache_key(params, f"repository:{self.ref.repository}:pull", scheme_seen)
         token = _cached_token(key)
         if token:
             self.auth_header = f"Bearer {token}"
             self._token_key = key
 
-    def _token_cache_key(self, params: dict[str, str], scope: str) -> tuple[str, ...]:
-        return (self.ref.api_host, params.get("realm", ""), params.get("service", ""), scope,
+    def _token_cache_key(self, params: dict[str, str], scope: str, scheme: str = "") -> tuple[str, ...]:
+        # The scheme first: a token got over TLS is never sent in clear text to the same host:port.
+        return (scheme or self.base, self.ref.api_host, params.get("realm", ""), params.get("service", ""), scope,
                 _creds_id(self.credentials))
 
     def _drop_auth(self, forget: bool = True) -> None:
@@ -559,7 +563,7 @@ class RegistryClient:
         last_error: Exception | None = None
         for scheme in schemes:
             hdrs = dict(headers)
-            if self.auth_header:
+            if self.auth_header and (not self._token_key or self._token_key[0] == scheme):
                 hdrs["Authorization"] = self.auth_header
             fast = self._fast is not None and method == "GET" and stream and content is None and not url
             try:
