@@ -90,6 +90,8 @@ def main() -> int:
     parser.add_argument("--compare-rev", metavar="REV", help="also time the matcher of this git revision (e.g. the "
                         "commit before a change) on the same database and packages, in a child process, and print "
                         "the ratio and whether both found the same findings")
+    parser.add_argument("--compare-db", type=Path, help="the database --compare-rev reads, when that revision "
+                        "has another schema version (build it with that revision's bench); default: --db")
     parser.add_argument("--matcher-src", type=Path, help=argparse.SUPPRESS)  # the child side of --compare-rev
     args = parser.parse_args()
     if args.matcher_src:
@@ -186,7 +188,7 @@ def compare(args: argparse.Namespace, db: Path, seconds: float, findings: list) 
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.compare_rev, "src"], capture_output=True,
                                  check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        cmd = [sys.executable, __file__, "--db", str(db), "--advisories", str(args.advisories),
+        cmd = [sys.executable, __file__, "--db", str(args.compare_db or db), "--advisories", str(args.advisories),
                "--packages", str(args.packages), "--matcher-src", str(Path(tmp) / "src")]
         if args.archive:
             cmd += ["--archive", str(args.archive)]

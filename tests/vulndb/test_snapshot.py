@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+
+import pytest
 
 from hullguard.detect.vulns import match
 from hullguard.model import Artifact, Package, ScanResult
 from hullguard.vulndb import open_for_scan
 from hullguard.vulndb.importer import import_path, snapshot_dir, snapshot_fingerprint
-from hullguard.vulndb.store import SQLiteStore
+from hullguard.vulndb.store import SCHEMA_VERSION, SchemaMismatch, SQLiteStore
 
 
 def test_snapshot_imports_without_skips(tmp_path) -> None:
@@ -104,3 +107,26 @@ def test_cache_with_real_data_is_never_refreshed(tmp_path, monkeypatch) -> None:
     before = store.status()["advisories"]
     store.close()
     assert open_for_scan().status()["advisories"] == before
+
+
+def test_cache_of_another_schema_version_is_rebuilt(tmp_path, monkeypatch, capsys) -> None:
+    path = _old_cache(tmp_path, monkeypatch)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    store = open_for_scan()
+    assert store.status()["schema_version"] == SCHEMA_VERSION
+    assert store.source_state("snapshot").etag == snapshot_fingerprint()
+    assert "schema version 1" in capsys.readouterr().err
+
+
+def test_explicit_database_of_another_schema_version_is_refused(tmp_path, monkeypatch) -> None:
+    path = _old_cache(tmp_path, monkeypatch)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaMismatch, match="delete it and run 'hullguard db update'"):
+        open_for_scan(path)
+    assert os.path.exists(path)  # a database named on purpose is never deleted

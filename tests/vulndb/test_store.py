@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+
+import pytest
 
 from hullguard.vulndb.osv import parse
-from hullguard.vulndb.store import SCHEMA_VERSION, ImportStats, Store
+from hullguard.vulndb.store import CARD_DECODER, SCHEMA_VERSION, ImportStats, SQLiteStore, Store, StoreError
 
 from .records import V3_CRITICAL, fixed, record
 
@@ -144,3 +147,41 @@ def test_staged_failure_discards_everything(store: Store, tmp_path) -> None:
         assert {r.advisory_id for r in store.lookup("PyPI", ["a"])} == {"A-1"}
         leftovers = [p.name for p in (tmp_path / "db").iterdir() if ".tmp-" in p.name]
         assert leftovers == []
+
+
+def test_card_holds_what_findings_show(store: Store) -> None:
+    refs = [{"type": "WEB", "url": f"https://example.test/{i}"} for i in range(12)]
+    full = record("GHSA-C", "PyPI", "a", fixed("1"), aliases=["PYSEC-1", "CVE-2024-9999", "CVE-2023-1234"],
+                  severity=[{"type": "CVSS_V3", "score": V3_CRITICAL}], database_specific={"severity": "MODERATE"},
+                  withdrawn="2024-02-02T00:00:00Z")
+    full["references"] = refs
+    terse = record("DLA-9", "Debian:12", "b", fixed("1"))
+    terse["summary"], terse["details"] = "", "First sentence here. Second one."
+    bare = record("GHSA-N", "npm", "c", fixed("1"))
+    del bare["summary"]
+    recs = _advs(full, terse, bare)
+    store.replace_source("test", recs)
+    rows = {r[0]: (r[1], CARD_DECODER.decode(r[2])) for r in store.advisory_cards(["GHSA-C", "DLA-9", "GHSA-N", "Z"])}
+    assert set(rows) == {"GHSA-C", "DLA-9", "GHSA-N"}
+    sev, card = rows["GHSA-C"]
+    assert json.loads(sev) == [["CVSS_V3", V3_CRITICAL]]
+    assert card.aliases == ["CVE-2023-1234", "CVE-2024-9999", "PYSEC-1"]  # CVEs first
+    assert card.cves == ["CVE-2024-9999", "CVE-2023-1234"]  # in the record's order
+    assert card.references == [f"https://example.test/{i}" for i in range(12)]
+    assert card.reference_types == ["WEB"] * 12
+    row = store.advisories(["GHSA-C"])["GHSA-C"]
+    assert row.references[11] == ("WEB", "https://example.test/11") and row.summary == "test advisory GHSA-C"
+    assert card.db_severity == "MODERATE" and card.withdrawn == "2024-02-02T00:00:00Z"
+    assert rows["DLA-9"][0] is None and rows["DLA-9"][1].title == "First sentence here"
+    assert rows["GHSA-N"][1].title == "GHSA-N"  # no summary, details or alias: the id
+
+
+def test_older_schema_is_refused_with_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    SQLiteStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=f"schema version 1, this hullguard reads version {SCHEMA_VERSION}"):
+        SQLiteStore(str(path), create=False)

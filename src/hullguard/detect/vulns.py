@@ -37,7 +37,7 @@ from hullguard.model import Finding, Location, OSInfo, Package, ScanResult, Seve
 from hullguard.versions import Comparator, InvalidVersion, UnknownEcosystem, comparator_for
 from hullguard.vulndb.osv import normalize_name
 from hullguard.vulndb.ranges import Compiled, RangeResult
-from hullguard.vulndb.store import Store
+from hullguard.vulndb.store import CARD_DECODER, Store
 
 OSV_URL = "https://osv.dev/vulnerability/"
 
@@ -407,27 +407,6 @@ def _state(specific: dict[str, Any], fix: str) -> str:
 # --- matching ----------------------------------------------------------------------------------
 
 
-def _cves_first(adv_id: str, aliases: Iterable[str]) -> list[str]:
-    if isinstance(aliases, list) and len(aliases) < 2:  # most records: one alias or none
-        return [a for a in aliases if a != adv_id]
-    names = list(dict.fromkeys(a for a in aliases if a != adv_id))
-    return sorted(names, key=lambda a: (not a.startswith("CVE-"), a))
-
-
-_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
-
-
-def _cves(adv_id: str, aliases: Iterable[str]) -> list[str]:
-    out = []
-    for a in (adv_id, *aliases):
-        if "CVE-" not in a:
-            continue
-        m = _CVE.search(a)
-        if m and m.group(0) not in out:
-            out.append(m.group(0))
-    return out
-
-
 _JSON = msgspec.json.Decoder()
 
 
@@ -455,7 +434,6 @@ class _Adv(msgspec.Struct):
     title: str
     aliases: list[str]
     cves: list[str]
-    severity: list[Any]
     severity_text: str
     cvss: dict[str, Any] | None
     db_severity: str
@@ -464,15 +442,11 @@ class _Adv(msgspec.Struct):
     references: list[str]
 
 
-def _prepare(raw: tuple[Any, ...], texts: _Texts) -> _Adv:
-    adv_id, modified, published, withdrawn, summary_, aliases_t, severity_t, db_severity, refs_t = raw
-    aliases = texts(aliases_t, [])
-    severity = texts(severity_t, [])
-    shown = _cves_first(adv_id, aliases)
-    refs = [url for _, url in texts(refs_t, [])][:10]
-    return _Adv(adv_id, withdrawn or "", summary_ or (shown[0] if shown else adv_id), shown, _cves(adv_id, aliases),
-                severity, severity_t or "", _cvss_of(severity_t or "", "", texts, copy=False), db_severity or "",
-                published or "", modified or "", refs)
+def _prepare(adv_id: str, severity_t: str | None, card_blob: bytes, texts: _Texts) -> _Adv:
+    card = CARD_DECODER.decode(card_blob)
+    return _Adv(adv_id, card.withdrawn, card.title, card.aliases, card.cves, severity_t or "",
+                _cvss_of(severity_t or "", "", texts, copy=False), card.db_severity, card.published, card.modified,
+                card.references[:10])
 
 
 _CVSS_MEMO: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -524,7 +498,13 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
     hits: list[tuple[_Target, tuple[Any, ...], str]] = []
     data_errors: dict[str, dict[str, str]] = {}  # base ecosystem -> advisory id -> first error
     for base, group in by_base.items():
-        rows = store.lookup_raw(base, [n for t in group for n in t.names])
+        # Each spelling is normalised once, for the query and for reading its rows back.
+        norm: dict[str, str] = {}
+        for t in group:
+            for n in t.names:
+                if n not in norm:
+                    norm[n] = normalize_name(base, n)
+        rows = store.lookup_normalized(base, {v for n, v in norm.items() if n})
         index: dict[str, list[tuple[Any, ...]]] = {}
         for row in rows:
             index.setdefault(row[2], []).append(row)
@@ -542,7 +522,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
             release_ok = t.release_ok if t.is_os else None  # language data: only the unqualified release
             version = t.version
             for name in t.names:
-                for row in index.get(normalize_name(base, name), ()):
+                for row in index.get(norm[name], ()):
                     adv_id = row[0]
                     if adv_id in seen or (row[1] if release_ok is None else not release_ok(row[1])):
                         continue
@@ -553,15 +533,15 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
                             continue
                     vk = (row[3], row[4], version)
                     res = verdicts.get(vk)
-                    ck = (row[3], row[4], t.fill)
                     if res is None:
+                        ck = (row[3], row[4], t.fill)
                         c = compiled.get(ck)
                         if c is None:
                             c = compiled[ck] = Compiled(t.comp, texts(row[3], ()), texts(row[4], ()))
                             if c.errors:
                                 bad[ck] = c.errors[0]
                         res = verdicts[vk] = c.check(version, t.key)
-                    if bad and ck in bad:
+                    if bad and (ck := (row[3], row[4], t.fill)) in bad:
                         data_errors.setdefault(base, {}).setdefault(adv_id, bad[ck])
                     if res.affected:
                         seen.add(adv_id)
@@ -580,12 +560,13 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         report.warnings.append(f"{len(errors)} {base} {noun} with unparsable versions in a range "
                                f"(those ranges were skipped): {shown}{more}")
 
-    advisories = {raw[0]: _prepare(raw, texts) for raw in store.advisories_raw({row[0] for _, row, _ in hits})}
+    advisories = {adv_id: _prepare(adv_id, sev, card, texts)
+                   for adv_id, sev, card in store.advisory_cards({row[0] for _, row, _ in hits})}
     cves = {c for adv in advisories.values() for c in adv.cves}
     epss = store.epss(cves) if cves else {}
     kev = store.kev(cves) if cves else {}
     layers = result.layer_by_digest()
-    per_target: dict[int, tuple[dict[str, Any], dict[str, Any], Location | None]] = {}
+    per_target: dict[int, tuple[dict[str, Any], dict[str, Any], Location | None, str]] = {}
     keyed: list[tuple[tuple[Any, ...], Finding]] = []
 
     for t, row, fix in hits:
@@ -607,8 +588,9 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
     return report
 
 
-def _target_details(t: _Target, layers: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Location | None]:
-    """The parts of a finding that depend on the package only: its description and location."""
+def _target_details(t: _Target, layers: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], Location | None,
+                                                                   str]:
+    """The parts of a finding that depend on the package only: its description, location and id."""
     pkg = t.pkg
     package: dict[str, Any] = {"name": pkg.name, "version": pkg.version, "ecosystem": pkg.ecosystem, "purl": pkg.purl}
     if pkg.source_name and pkg.source_name != pkg.name:
@@ -622,19 +604,19 @@ def _target_details(t: _Target, layers: dict[str, Any]) -> tuple[dict[str, Any],
             layer = layers.get(loc.layer)
             if layer is not None and layer.created_by:
                 where["created_by"] = layer.created_by
-    return package, where, (Location(path=loc.path, layer=loc.layer) if loc else None)
+    return package, where, (Location(path=loc.path, layer=loc.layer) if loc else None), pkg.id
 
 
 def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, Any], fix: str, state: str,
              epss: dict[str, tuple[float, float, str]], kev: dict[str, dict[str, str]],
-             shared: tuple[dict[str, Any], dict[str, Any], Location | None],
+             shared: tuple[dict[str, Any], dict[str, Any], Location | None, str],
              texts: _Texts) -> tuple[tuple[Any, ...], Finding]:
-    package, where, location = shared
+    package, where, location, target = shared
     row_sev = row[6]
     cvss = _cvss_of(adv.severity_text, row_sev, texts) if row_sev else (dict(adv.cvss) if adv.cvss else None)
     distro = ""
     if t.is_os:
-        distro = _distro_priority(specific, [*texts(row_sev, []), *adv.severity], t.base, adv.title)
+        distro = _distro_priority(specific, [*texts(row_sev, []), *texts(adv.severity_text, [])], t.base, adv.title)
     if distro:
         severity, source = _DISTRO_SEVERITY[distro], "distro"
     elif cvss:
@@ -686,7 +668,7 @@ def _finding(t: _Target, row: tuple[Any, ...], adv: _Adv, specific: dict[str, An
     if isinstance(availability, str) and "Pro" in availability:
         # Ubuntu ships this fix (or the release's only fixes, once it is in ESM) to Pro subscribers.
         details["fix_availability"] = availability
-    finding = Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=t.pkg.id,
+    finding = Finding(kind="vulnerability", rule_id=adv.id, severity=severity, title=adv.title, target=target,
                       location=location, fix=fix, details=details)
     # The same order as risk_key(), from the values at hand rather than read back from details.
     key = (not k_cve, -(e[0] if e else 0.0), -int(severity), -(cvss["score"] if cvss else 0.0), adv.id, finding.target)

@@ -14,7 +14,9 @@ import sys
 from hullguard.vulndb.importer import SNAPSHOT_SOURCE, ArchiveError, import_path, snapshot_dir, snapshot_fingerprint
 from hullguard.vulndb.osv import Advisory, OSVError, normalize_name, parse, split_ecosystem
 from hullguard.vulndb.store import (
+    SCHEMA_VERSION,
     ImportStats,
+    SchemaMismatch,
     SQLiteStore,
     Store,
     StoreError,
@@ -30,6 +32,7 @@ __all__ = [
     "ArchiveError",
     "ImportStats",
     "OSVError",
+    "SchemaMismatch",
     "Store",
     "StoreError",
     "default_db_path",
@@ -60,8 +63,21 @@ def open_for_scan(db: str = "", *, quiet: bool = True) -> Store:
     if explicit:
         return open_store(url, create=False)
     path = default_db_path()
+    store: Store | None = None
     if os.path.exists(path):
-        store = open_store(path, create=False)
+        try:
+            store = open_store(path, create=False)
+        except SchemaMismatch as exc:
+            # The cache database of another hullguard version: this one cannot read it, and a
+            # scan should not stop over a cache, so it is rebuilt from the bundled snapshot.
+            print(f"hullguard: {path} has advisory database schema version {exc.found}, this version reads "
+                  f"{SCHEMA_VERSION}; rebuilding it from the bundled snapshot (run 'hullguard db update' "
+                  "for current data)", file=sys.stderr)
+            quiet = True
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(path + suffix)
+    if store is not None:
         if not store.is_empty():
             _refresh_snapshot(store, quiet)
             return store

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -31,7 +32,8 @@ import msgspec
 from hullguard.model import HullguardError
 from hullguard.vulndb.osv import Advisory, normalize_name, split_ecosystem
 
-SCHEMA_VERSION = 1
+# 2: the advisory's shown fields moved into one pre-built msgpack ``card`` (see Card).
+SCHEMA_VERSION = 2
 BATCH = 2000
 _IN_CHUNK = 500
 
@@ -44,8 +46,7 @@ CREATE TABLE IF NOT EXISTS sources (
   name TEXT PRIMARY KEY, url TEXT, etag TEXT, last_modified TEXT, updated_at TEXT,
   records INTEGER, skipped INTEGER);
 CREATE TABLE IF NOT EXISTS advisories (
-  id TEXT PRIMARY KEY, source TEXT NOT NULL, modified TEXT, published TEXT, withdrawn TEXT,
-  summary TEXT, aliases TEXT, severity TEXT, db_severity TEXT, refs TEXT, details {blob});
+  id TEXT PRIMARY KEY, source TEXT NOT NULL, withdrawn TEXT, severity TEXT, card {blob} NOT NULL, details {blob});
 CREATE TABLE IF NOT EXISTS affected (
   advisory_id TEXT NOT NULL, source TEXT NOT NULL, ecosystem TEXT NOT NULL, release TEXT NOT NULL,
   name TEXT NOT NULL, ranges TEXT, versions TEXT, specific TEXT, severity TEXT);
@@ -63,6 +64,15 @@ CREATE TABLE IF NOT EXISTS kev (
 
 class StoreError(HullguardError):
     """The database cannot be opened or has an incompatible schema."""
+
+
+class SchemaMismatch(StoreError):
+    """The database was written by a hullguard version with another schema."""
+
+    def __init__(self, url: str, found: str) -> None:
+        super().__init__(f"{url}: advisory database schema version {found}, this hullguard reads version "
+                         f"{SCHEMA_VERSION}; delete it and run 'hullguard db update' (or 'db import') again")
+        self.found = found
 
 
 @dataclass
@@ -95,12 +105,62 @@ class AdvisoryRow(msgspec.Struct, frozen=True):
     modified: str
     published: str
     withdrawn: str
-    summary: str
-    aliases: list[str]
+    summary: str  # the card's title
+    aliases: list[str]  # CVEs first
     severity: list[tuple[str, str]]
     db_severity: str
     references: list[tuple[str, str]]
     details: str = ""
+
+
+class Card(msgspec.Struct, array_like=True, frozen=True):
+    """An advisory's shown fields, built once at import: matching decodes one msgpack value per
+    advisory instead of several JSON columns, and the alias order and CVE ids are not worked out
+    again on every scan. Severity stays a column of its own (its CVSS score is memoised by text)."""
+
+    title: str  # the summary, else the first sentence of details, else the first alias, else the id
+    aliases: list[str]  # shown aliases, CVEs first
+    cves: list[str]  # CVE ids named by the id or the aliases, in that order
+    db_severity: str
+    published: str
+    modified: str
+    withdrawn: str
+    references: list[str]  # URLs
+    reference_types: list[str]  # the OSV type of each URL, in step with references
+
+
+_CARD_ENC = msgspec.msgpack.Encoder()
+CARD_DECODER = msgspec.msgpack.Decoder(Card)
+
+
+def cves_first(adv_id: str, aliases: Iterable[str]) -> list[str]:
+    if isinstance(aliases, list) and len(aliases) < 2:  # most records: one alias or none
+        return [a for a in aliases if a != adv_id]
+    names = list(dict.fromkeys(a for a in aliases if a != adv_id))
+    return sorted(names, key=lambda a: (not a.startswith("CVE-"), a))
+
+
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+
+
+def cve_ids(adv_id: str, aliases: Iterable[str]) -> list[str]:
+    out = []
+    for a in (adv_id, *aliases):
+        if "CVE-" not in a:
+            continue
+        m = _CVE.search(a)
+        if m and m.group(0) not in out:
+            out.append(m.group(0))
+    return out
+
+
+def _card(adv: Advisory) -> bytes:
+    aliases = _shown_aliases(adv)
+    shown = cves_first(adv.id, aliases)
+    return _CARD_ENC.encode(Card(
+        adv.summary or _headline(adv.details) or (shown[0] if shown else adv.id), shown, cve_ids(adv.id, aliases),
+        _db_severity(adv), adv.published or "", adv.modified or "", adv.withdrawn or "",
+        [url for _, url in adv.references], [kind for kind, _ in adv.references]))
 
 
 @dataclass
@@ -196,14 +256,8 @@ def _rows(adv: Advisory, source: str, only: str | None) -> tuple[tuple[Any, ...]
             _ENC.encode(a.severity).decode() if a.severity else None,
         ))
     details = zlib.compress(adv.details.encode(), 6) if adv.details else None
-    row = (
-        adv.id, source, adv.modified, adv.published, adv.withdrawn, adv.summary or _headline(adv.details),
-        _ENC.encode(shown).decode() if (shown := _shown_aliases(adv)) else None,
-        _ENC.encode(adv.severity).decode() if adv.severity else None,
-        _db_severity(adv),
-        _ENC.encode(adv.references).decode() if adv.references else None,
-        details,
-    )
+    row = (adv.id, source, adv.withdrawn, _ENC.encode(adv.severity).decode() if adv.severity else None, _card(adv),
+           details)
     return row, affected
 
 
@@ -258,8 +312,7 @@ class Store:
         if not rows:
             self._exec("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif rows[0][0] != str(SCHEMA_VERSION):
-            raise StoreError(f"{self.url}: database schema version {rows[0][0]} is not {SCHEMA_VERSION}; "
-                             "delete it or run 'hullguard db update' with a new --db")
+            raise SchemaMismatch(self.url, str(rows[0][0]))
 
     def close(self) -> None:
         raise NotImplementedError
@@ -333,12 +386,9 @@ class Store:
     def _flush(self, adv: list[tuple[Any, ...]], aff: list[tuple[Any, ...]], aliases: list[tuple[str, str]]) -> None:
         if adv:
             self._execmany(
-                "INSERT INTO advisories (id, source, modified, published, withdrawn, summary, aliases, severity, "
-                "db_severity, refs, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
-                "SET source = excluded.source, modified = excluded.modified, published = excluded.published, "
-                "withdrawn = excluded.withdrawn, summary = excluded.summary, aliases = excluded.aliases, "
-                "severity = excluded.severity, db_severity = excluded.db_severity, refs = excluded.refs, "
-                "details = excluded.details", adv)
+                "INSERT INTO advisories (id, source, withdrawn, severity, card, details) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET source = excluded.source, withdrawn = excluded.withdrawn, "
+                "severity = excluded.severity, card = excluded.card, details = excluded.details", adv)
         if aff:
             self._insert_affected(aff)
         if aliases:
@@ -418,25 +468,26 @@ class Store:
         severity) with the last four as stored JSON text (or None). Matching decodes each distinct
         text once per scan instead of once per row."""
         base = split_ecosystem(ecosystem)[0]
-        wanted = sorted({normalize_name(base, n) for n in names if n})
-        return self._in("SELECT advisory_id, release, name, ranges, versions, specific, severity "
-                        "FROM affected WHERE ecosystem = ? AND name IN ({})", wanted, (base,))
+        return self.lookup_normalized(base, {normalize_name(base, n) for n in names if n})
 
-    def advisories_raw(self, ids: Iterable[str]) -> list[tuple[Any, ...]]:
-        """(id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs) with
-        JSON columns undecoded; see :meth:`lookup_raw`."""
-        return self._in("SELECT id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs "
-                        "FROM advisories WHERE id IN ({})", sorted(set(ids)))
+    def lookup_normalized(self, base: str, names: Iterable[str]) -> list[tuple[Any, ...]]:
+        """:meth:`lookup_raw` for a base ecosystem and names the caller has normalised already."""
+        return self._in("SELECT advisory_id, release, name, ranges, versions, specific, severity "
+                        "FROM affected WHERE ecosystem = ? AND name IN ({})", sorted(set(names)), (base,))
+
+    def advisory_cards(self, ids: Iterable[str]) -> list[tuple[Any, ...]]:
+        """(id, severity, card) for matching: the severity as stored JSON text (its CVSS score is
+        memoised by that text), the card as msgpack (decode with ``CARD_DECODER``)."""
+        return self._in("SELECT id, severity, card FROM advisories WHERE id IN ({})", sorted(set(ids)))
 
     def advisories(self, ids: Iterable[str], details: bool = False) -> dict[str, AdvisoryRow]:
-        cols = "id, modified, published, withdrawn, summary, aliases, severity, db_severity, refs"
-        if details:
-            cols += ", details"
+        cols = "id, severity, card" + (", details" if details else "")
         out = {}
         for r in self._in(f"SELECT {cols} FROM advisories WHERE id IN ({{}})", sorted(set(ids))):
-            text = zlib.decompress(bytes(r[9])).decode() if details and r[9] else ""
-            out[r[0]] = AdvisoryRow(r[0], r[1] or "", r[2] or "", r[3] or "", r[4] or "", _json(r[5], []),
-                                    _json(r[6], []), r[7] or "", _json(r[8], []), text)
+            text = zlib.decompress(bytes(r[3])).decode() if details and r[3] else ""
+            c = CARD_DECODER.decode(r[2])
+            out[r[0]] = AdvisoryRow(r[0], c.modified, c.published, c.withdrawn, c.title, c.aliases, _json(r[1], []),
+                                    c.db_severity, list(zip(c.reference_types, c.references, strict=True)), text)
         return out
 
     def by_alias(self, aliases: Iterable[str]) -> dict[str, list[str]]:
@@ -521,7 +572,11 @@ class SQLiteStore(Store):
             self.conn.execute("PRAGMA cache_size = -65536")
             self._create()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise StoreError(f"{path}: not a usable advisory database: {exc}") from None
+        except StoreError:
+            self.close()
+            raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, params).fetchall()
@@ -555,7 +610,7 @@ class SQLiteStore(Store):
         self.conn.execute("COMMIT")
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error, AttributeError):  # AttributeError: never connected
             self.conn.close()
 
     @contextlib.contextmanager
@@ -617,7 +672,11 @@ class PostgresStore(Store):
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.url}: {' '.join(str(exc).split())}") from None
-        self._create()
+        try:
+            self._create()
+        except BaseException:
+            self.close()
+            raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:
