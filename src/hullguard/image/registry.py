@@ -300,6 +300,21 @@ def _fast_pool_for(api_host: str, tls: bool) -> _FastPool | None:
         return pool
 
 
+def _readable(sock: Any) -> bool:
+    """An idle socket with something to read was closed by the server (or sent junk): not reusable.
+    poll, not select: select cannot watch descriptors above 1023, which a busy process reaches."""
+    import select
+
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
+
+
 class _FastPool:
     """Idle keep-alive http.client connections to one registry host, one request per connection at a time."""
 
@@ -317,16 +332,13 @@ class _FastPool:
             conn.close()
 
     def _take(self, scheme: str) -> Any | None:
-        import select
-
         while True:
             with self._lock:
                 if not self._idle[scheme]:
                     return None
                 conn, since = self._idle[scheme].pop()
             sock = conn.sock
-            # A socket that is readable while idle was closed by the server (or sent junk): drop it.
-            if sock is None or time.monotonic() - since > KEEPALIVE_EXPIRY or select.select([sock], [], [], 0)[0]:
+            if sock is None or time.monotonic() - since > KEEPALIVE_EXPIRY or _readable(sock):
                 conn.close()
                 continue
             return conn
