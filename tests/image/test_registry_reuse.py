@@ -29,6 +29,7 @@ USERS = {"alice": "wonderland", "bob": "builder"}
 class FakeRegistry:
     bearer: bool = False  # manifests need a token from /token
     expires_in: int | None = 300
+    hostile_token: str = ""  # handed out instead of a real token
     connections: int = 0
     open_connections: int = 0
     token_requests: list[tuple[str, str]] = field(default_factory=list)  # (user, scope)
@@ -129,7 +130,7 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
             with reg.lock:
                 reg.token_requests.append((user, scope))
                 reg.tokens[token] = (user, scope)
-            body: dict[str, Any] = {"token": token}
+            body: dict[str, Any] = {"token": reg.hostile_token or token}
             if reg.expires_in is not None:
                 body["expires_in"] = reg.expires_in
             self._reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -337,3 +338,11 @@ def test_cached_tokens_are_bound_to_the_scheme(fake: FakeRegistry, monkeypatch: 
     # and the reverse (a TLS token going out in clear text) is the same key mismatch.
     monkeypatch.setitem(registry._SCHEME_SEEN, fake.host, "https")
     assert RegistryClient(ref, insecure=True, credentials=alice).auth_header == ""
+
+
+@pytest.mark.parametrize("token", ["abc\r\nX-Injected: 1", "tok en", "\u00e9t\u00e9"])
+def test_a_malformed_token_is_a_clear_error(fake: FakeRegistry, token: str) -> None:
+    fake.bearer = True
+    fake.hostile_token = token
+    with pytest.raises(SourceError, match="malformed token"):
+        fetch(fake, creds=Credentials("alice", "wonderland"))

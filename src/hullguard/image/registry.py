@@ -595,7 +595,8 @@ class RegistryClient:
                     response = self.client.send(request, stream=stream)
             except (httpx.TimeoutException, TimeoutError):
                 raise SourceError(f"registry {self.ref.registry} did not answer in time") from None
-            except (httpx.TransportError, httpx.InvalidURL, OSError, http.client.HTTPException) as exc:
+            except (httpx.TransportError, httpx.InvalidURL, OSError, http.client.HTTPException, ValueError) as exc:
+                # ValueError: http.client refusing a header or path it will not send (hostile input).
                 last_error = exc
                 continue
             if response.status_code == 400 and scheme == "http" and len(schemes) > 1:
@@ -703,6 +704,8 @@ class RegistryClient:
             token = expires_in = None
         if not isinstance(token, str) or not token:
             raise SourceError(f"token service {params['realm']} returned no token")
+        if len(token) > 64 * 1024 or not token.isascii() or not token.isprintable() or " " in token:
+            raise SourceError(f"token service {params['realm']} returned a malformed token")
         self.auth_header = f"Bearer {token}"
         self._token_key = key
         _store_token(key, token, expires_in)
