@@ -439,3 +439,32 @@ def test_update_judges_only_what_changed(start_webhook, tmp_path) -> None:
     msg = resp["status"]["message"]
     assert resp["allowed"] is False
     assert "nginx:latest" in msg and "privileged" in msg and "registry.example/app:1" not in msg
+
+
+def test_a_tag_is_resolved_once_per_request(start_webhook, tmp_path) -> None:
+    """Signature and vulnerability policies on one new tag: the signature check resolves the tag
+    and reports the digest it checked, so the vulnerability gate does not ask the registry again."""
+    import msgspec
+
+    (tmp_path / "cosign.pub").write_bytes(PUB)
+    results = tmp_path / "scans"
+    results.mkdir()
+    clean = ScanResult(artifact=Artifact(name="x", type="registry", manifest_digest=D1))
+    (results / f"sha256-{D1.split(':')[1]}.json").write_bytes(msgspec.json.encode(clean))
+    backend = FakeBackend(digests={"registry.example/app:1": D1}, signed={"registry.example/app:1": True},
+                          delay=0.1)
+    policy = KEYS_POLICY.format(fp="Fail").replace("timeoutSeconds: 0.5", "timeoutSeconds: 5") + f"""\
+  - name: vulns
+    type: vulnerabilities
+    resultsDir: {results}
+"""
+    hook = start_webhook(policy, backend)
+    assert hook.post(review(pod("registry.example/app:1")))["allowed"] is True
+    assert backend.calls == [("verify", "registry.example/app:1")]
+    # When the signature check cannot say which digest it saw, the gate resolves on its own, and
+    # registry trouble reaches its failurePolicy as before.
+    backend.errors["registry.example/app:2"] = "registry: connection refused"
+    resp = hook.post(review(pod("registry.example/app:2")))
+    assert resp["allowed"] is False
+    assert ("resolve", "registry.example/app:2") in backend.calls
+    assert "[vulns] registry: connection refused (failurePolicy: Fail)" in resp["status"]["message"]

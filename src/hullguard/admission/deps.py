@@ -202,7 +202,51 @@ class Dependencies:
     # -- the three questions the policies ask ----------------------------------------------------
 
     def resolve(self, image: str, insecure: bool, timeout: float) -> Future[Any]:
-        return self.start(("digest", image), lambda: self.backend.resolve(image, insecure=insecure, timeout=timeout))
+        def call() -> str:
+            return self.backend.resolve(image, insecure=insecure, timeout=timeout)
+
+        if self.cached(("digest", image)) is None:
+            verifying = self._verify_in_flight(image)
+            if verifying is not None:
+                return self._digest_after(verifying, ("digest", image), call)
+        return self.start(("digest", image), call)
+
+    def _verify_in_flight(self, image: str) -> Future[Any] | None:
+        with self._lock:
+            return next((f for k, f in self._inflight.items() if k[0] == "verify" and k[1] == image), None)
+
+    def _digest_after(self, verifying: Future[Any], key: tuple[Any, ...], call: Callable[[], str]) -> Future[Any]:
+        """A signature check of this tag already in flight resolves it too (the verifier reports the
+        digest it checked): take its digest rather than asking the registry for the same manifest
+        twice in one request, and resolve on our own only when it has none."""
+        out: Future[Any] = Future()
+
+        def relay(src: Future[Any]) -> None:
+            try:
+                out.set_result(src.result())
+            except BaseException as exc:  # the DependencyError the policy's failurePolicy judges
+                out.set_exception(exc)
+
+        def after(done: Future[Any]) -> None:
+            try:
+                digest = str(getattr(done.result(), "digest", "") or "")
+            except Exception:
+                digest = ""
+            if digest:
+                out.set_result(digest)
+                return
+            try:
+                nxt = self.start(key, call)
+            except DependencyError as exc:
+                out.set_exception(exc)
+                return
+            if isinstance(nxt, _Done):
+                out.set_result(nxt.value)
+            else:
+                nxt.add_done_callback(relay)
+
+        verifying.add_done_callback(after)
+        return out
 
     def verify(self, image: str, keys: tuple[bytes, ...], predicate_type: str, insecure: bool,
                timeout: float) -> Future[Any]:
