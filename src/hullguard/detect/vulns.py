@@ -29,6 +29,7 @@ import gc
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -581,7 +582,7 @@ def _match(result: ScanResult, store: Store, options: MatchOptions | None) -> Ma
         if shared is None:
             shared = per_target[id(t)] = _target_details(t, layers)
         keyed.append(_finding(t, row, adv, specific, fix, state, epss, kev, shared, texts))
-    keyed.sort(key=lambda kf: kf[0])
+    keyed.sort(key=itemgetter(0))
     report.findings = [f for _, f in keyed]
     report.not_checked = causes.items
     report.warnings = causes.warnings() + report.warnings
