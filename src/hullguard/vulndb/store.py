@@ -1,10 +1,11 @@
 """The advisory store: one schema, two backends (SQLite by default, PostgreSQL by URL).
 
 Rows are kept compact because a full OSV mirror holds several hundred thousand advisories:
-ranges, version lists and severities are msgspec-encoded JSON, long ``details`` text is
-zlib-compressed, and only the scalar parts of ``ecosystem_specific``/``database_specific``
-survive (Debian urgency, Ubuntu priority, GHSA severity, fix states); the Go symbol tables and
-similar lists are of no use to matching.
+ranges, version lists and severities are msgspec-encoded JSON, what a finding shows of an
+advisory is one msgpack :class:`Card`, long ``details`` text is zlib-compressed, and only the
+scalar parts of ``ecosystem_specific``/``database_specific`` survive (Debian urgency, Ubuntu
+priority, GHSA severity, fix states); the Go symbol tables and similar lists are of no use to
+matching.
 
 Matching reads ``affected`` through the (ecosystem, name) index only, in batches.
 
