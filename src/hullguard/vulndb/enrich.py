@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from hullguard.fileio import read_bounded
 from hullguard.model import HullguardError
 from hullguard.vulndb.store import Store
 
@@ -57,13 +58,7 @@ def read_source(source: str, timeout: float = 60.0, max_bytes: int = MAX_DOWNLOA
         except httpx.HTTPError as exc:
             raise EnrichError(f"{source}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
     else:
-        try:
-            with open(source, "rb") as f:
-                data = f.read(max_bytes + 1)
-        except OSError as exc:
-            raise EnrichError(f"cannot read {source}: {exc.strerror}") from None
-        if len(data) > max_bytes:
-            raise EnrichError(f"{source}: larger than {max_bytes} bytes (limit)")
+        data = read_bounded(source, max_bytes, error=EnrichError)
     if data[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
