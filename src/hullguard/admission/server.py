@@ -28,6 +28,7 @@ MAX_BODY = 8 * 1024 * 1024  # the API server caps objects near 1.5 MiB; an UPDAT
 MAX_CONNECTIONS = 512
 IDLE_TIMEOUT = 60.0
 MAX_HEADERS = 100
+DRAIN_ON_REFUSAL = 64 * 1024  # body bytes read before refusing an oversized request (see _review)
 MAX_HEADER_LINE = 8192
 
 
@@ -296,6 +297,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         n = int(length)
         if n > self.server.max_body:
+            # Closing with the body unread makes the kernel answer with a reset, which can reach the
+            # client before it reads the 413: take in a bounded part of what it is already sending.
+            with contextlib.suppress(OSError):
+                self.rfile.read(min(n, DRAIN_ON_REFUSAL))
             self._bad(endpoint, start, 413, f"AdmissionReview is larger than {self.server.max_body} bytes")
             return
         raw = self.rfile.read(n)
