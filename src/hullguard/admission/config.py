@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from hullguard.fileio import read_bounded
 from hullguard.model import HullguardError, Severity
 
 MODES = ("enforce", "warn", "audit")
@@ -367,13 +368,7 @@ def parse_config(data: Any, base: str = ".", source: str = "<policy>") -> Admiss
 def load_config(path: str) -> AdmissionConfig:
     import yaml
 
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_POLICY_FILE + 1)
-    except OSError as exc:
-        raise HullguardError(f"cannot read policy file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_POLICY_FILE:
-        raise HullguardError(f"policy file {path} is larger than {MAX_POLICY_FILE} bytes")
+    raw = read_bounded(path, MAX_POLICY_FILE, "policy file")
     try:
         data = yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from hullguard.fileio import read_bounded
 from hullguard.model import HullguardError
 from hullguard.supply.keys import PublicKey, load_public_key
 
@@ -47,14 +48,7 @@ class TrustRoot:
 def _read(source: str | bytes | os.PathLike[str], what: str) -> bytes:
     if isinstance(source, bytes):
         return source
-    try:
-        with open(source, "rb") as f:
-            data = f.read(MAX_PEM + 1)
-    except OSError as exc:
-        raise HullguardError(f"cannot read {what} {source}: {exc.strerror or exc}") from None
-    if len(data) > MAX_PEM:
-        raise HullguardError(f"{what} {source} is larger than {MAX_PEM} bytes")
-    return data
+    return read_bounded(source, MAX_PEM, what)
 
 
 def _certs(data: bytes) -> list[x509.Certificate]:

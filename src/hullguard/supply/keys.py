@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from hullguard.fileio import read_bounded
 from hullguard.model import HullguardError
 from hullguard.supply import secretbox
 
@@ -80,14 +81,7 @@ def _read_source(source: str | bytes | os.PathLike[str], what: str) -> tuple[byt
     if isinstance(source, bytes):
         return source[: MAX_KEY_FILE + 1], ""
     path = Path(source)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise KeyFileError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_KEY_FILE:
-        raise KeyFileError(f"{what} {path} is larger than {MAX_KEY_FILE} bytes; not a key file")
-    return data, str(path)
+    return read_bounded(path, MAX_KEY_FILE, what, error=KeyFileError), str(path)
 
 
 def _check_p256(key: object, where: str) -> None:

@@ -53,7 +53,7 @@ from hullguard.runtime.sources.containers import (
     container_fields,
     parse_cgroup,
 )
-from hullguard.runtime.sources.proc import _UserNames, parse_stat
+from hullguard.runtime.sources.proc import _read, _readlink, _UserNames, parse_stat
 
 _CAP_SYS_ADMIN, _CAP_BPF, _CAP_PERFMON = 21, 39, 38
 STRLEN = 200  # bpftrace 0.17's largest BPFTRACE_STRLEN
@@ -390,21 +390,6 @@ def _child_env() -> dict[str, str]:
 
 
 # ---- the source -------------------------------------------------------------------------------
-
-def _read(path: str, limit: int = 65536) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit)
-    except OSError:
-        return None
-
-
-def _readlink(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
-
 
 def _ip4(n: int) -> str:
     return socket.inet_ntop(socket.AF_INET, struct.pack("<I", n & 0xFFFFFFFF))
