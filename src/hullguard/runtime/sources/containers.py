@@ -200,3 +200,39 @@ class BundleMetadata:
                 "k8s.pod.uid": a("io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"),
             }
         return None
+
+
+class ContainerMetadata:
+    """Runtime metadata per container id, looked up once and kept (bounded): Docker's API (also
+    tried for CRI ids), Podman's Docker-compatible socket, or the CRI annotations of containerd and
+    CRI-O bundles. Shared by the /proc and eBPF sources."""
+
+    MAX_CONTAINERS = 4096
+
+    def __init__(self, docker: DockerMetadata | None = None, podman: DockerMetadata | None = None,
+                 bundles: BundleMetadata | None = None) -> None:
+        self.docker = docker if docker is not None else DockerMetadata()
+        # Podman serves the same Docker-compatible container inspect API on its own socket.
+        self.podman = podman if podman is not None else DockerMetadata("/run/podman/podman.sock")
+        self.bundles = bundles if bundles is not None else BundleMetadata()
+        self._cache: dict[str, dict[str, Any]] = {}
+
+    def get(self, info: CgroupInfo) -> dict[str, Any]:
+        cached = self._cache.get(info.container_id)
+        if cached is None:
+            cached = self._lookup(info) or {}
+            if len(self._cache) >= self.MAX_CONTAINERS:
+                self._cache.clear()
+            self._cache[info.container_id] = cached
+        return cached
+
+    def _lookup(self, info: CgroupInfo) -> dict[str, Any] | None:
+        if info.runtime in ("docker", "cri"):
+            meta = self.docker.lookup(info.container_id)
+            if meta:
+                return meta
+        if info.runtime == "podman":
+            return self.podman.lookup(info.container_id)
+        if info.runtime in ("containerd", "cri-o", "cri"):
+            return self.bundles.lookup(info.container_id)
+        return None

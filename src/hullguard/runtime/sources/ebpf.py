@@ -49,6 +49,7 @@ from hullguard.model import HullguardError
 from hullguard.runtime.sources.containers import (
     BundleMetadata,
     CgroupInfo,
+    ContainerMetadata,
     DockerMetadata,
     container_fields,
     parse_cgroup,
@@ -442,9 +443,8 @@ class EbpfSource:
                                    syscalls=available_syscalls() or None)
         self.max_args = max_args
         self.max_rate = max_rate
-        self.docker = docker if docker is not None else DockerMetadata()
-        self.bundles = bundles if bundles is not None else BundleMetadata()
-        self.podman = podman if podman is not None else DockerMetadata("/run/podman/podman.sock")
+        self.metadata = ContainerMetadata(docker, podman, bundles)
+        self.docker, self.podman, self.bundles = self.metadata.docker, self.metadata.podman, self.metadata.bundles
         self.hostname = hostname
         self.start_timeout = start_timeout
         self.log = log or (lambda msg: None)
@@ -465,7 +465,6 @@ class EbpfSource:
         self._procs: collections.OrderedDict[int, _Proc] = collections.OrderedDict()
         self._containers: collections.OrderedDict[int, tuple[CgroupInfo | None, dict[str, Any]]] = \
             collections.OrderedDict()
-        self._meta: dict[str, dict[str, Any]] = {}
         self._user = _UserNames()
         self._tokens = max_rate
         self._last_refill = time.monotonic()
@@ -849,15 +848,7 @@ class EbpfSource:
             # Gone already: a short-lived child sits in its parent's cgroup.
             return self._containers.get(ppid) or self._container_of_live(ppid)
         cinfo = parse_cgroup(raw.decode("utf-8", "replace"))
-        meta: dict[str, Any] = {}
-        if cinfo is not None:
-            cached = self._meta.get(cinfo.container_id)
-            if cached is None:
-                cached = self._lookup_meta(cinfo) or {}
-                if len(self._meta) > 4096:
-                    self._meta.clear()
-                self._meta[cinfo.container_id] = cached
-            meta = cached
+        meta = self.metadata.get(cinfo) if cinfo is not None else {}
         self._containers[pid] = (cinfo, meta)
         while len(self._containers) > 8192:
             self._containers.popitem(last=False)
@@ -867,17 +858,6 @@ class EbpfSource:
         if pid <= 0 or not os.path.exists(f"{self.root}/{pid}/cgroup"):
             return None, {}
         return self._container(pid, 0)
-
-    def _lookup_meta(self, info: CgroupInfo) -> dict[str, Any] | None:
-        if info.runtime in ("docker", "cri"):
-            meta = self.docker.lookup(info.container_id)
-            if meta:
-                return meta
-        if info.runtime == "podman":
-            return self.podman.lookup(info.container_id)
-        if info.runtime in ("containerd", "cri-o", "cri"):
-            return self.bundles.lookup(info.container_id)
-        return None
 
     def _common(self, info: _Proc, etype: str, ns: int, euid: int, egid: int, loginuid: int,
                 tty: int) -> dict[str, Any]:

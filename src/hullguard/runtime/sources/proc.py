@@ -31,6 +31,7 @@ from typing import Any
 from hullguard.runtime.sources.containers import (
     BundleMetadata,
     CgroupInfo,
+    ContainerMetadata,
     DockerMetadata,
     container_fields,
     parse_cgroup,
@@ -162,10 +163,8 @@ class ProcSource:
         self.root = proc_root
         self.report_existing = report_existing
         self.watch_fds = watch_fds
-        self.docker = docker if docker is not None else DockerMetadata()
-        self.bundles = bundles if bundles is not None else BundleMetadata()
-        # Podman serves the same Docker-compatible container inspect API on its own socket.
-        self.podman = podman if podman is not None else DockerMetadata("/run/podman/podman.sock")
+        self.metadata = ContainerMetadata(docker, podman, bundles)
+        self.docker, self.podman, self.bundles = self.metadata.docker, self.metadata.podman, self.metadata.bundles
         self.hostname = hostname
         self.self_pid = os.getpid()
         self.emit: Callable[[dict[str, Any]], bool] = lambda ev: True
@@ -176,7 +175,6 @@ class ProcSource:
         self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._btime = _boot_time(proc_root)  # (pid, fd) -> polls left to classify
         self._containers: dict[int, tuple[CgroupInfo | None, dict[str, Any]]] = {}
-        self._meta_cache: dict[str, dict[str, Any]] = {}
         self._user = _UserNames()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -334,28 +332,9 @@ class ProcSource:
             return got
         raw = _read(f"{self.root}/{pid}/cgroup", 65536)
         info = parse_cgroup(raw.decode("utf-8", "replace")) if raw else None
-        meta: dict[str, Any] = {}
-        if info is not None:
-            cached = self._meta_cache.get(info.container_id)
-            if cached is None:
-                cached = self._lookup_meta(info) or {}
-                if len(self._meta_cache) > 4096:
-                    self._meta_cache.clear()
-                self._meta_cache[info.container_id] = cached
-            meta = cached
+        meta = self.metadata.get(info) if info is not None else {}
         self._containers[pid] = (info, meta)
         return info, meta
-
-    def _lookup_meta(self, info: CgroupInfo) -> dict[str, Any] | None:
-        if info.runtime in ("docker", "cri"):
-            meta = self.docker.lookup(info.container_id)
-            if meta:
-                return meta
-        if info.runtime == "podman":
-            return self.podman.lookup(info.container_id)
-        if info.runtime in ("containerd", "cri-o", "cri"):
-            return self.bundles.lookup(info.container_id)
-        return None
 
     def _proc_fields(self, info: ProcInfo) -> dict[str, Any]:
         args = info.cmdline or []
